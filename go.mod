@@ -1,0 +1,3 @@
+module github.com/txmq/txmq
+
+go 1.26.8

@@ -1,0 +1,252 @@
+package message
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Separators of the properties encoding.
+const (
+	NameValueSeparator = '\x01'
+	PropertySeparator  = '\x02'
+)
+
+// System property names (RocketMQ MessageConst).
+const (
+	PropKeys                     = "KEYS"
+	PropTags                     = "TAGS"
+	PropWaitStoreMsgOK           = "WAIT"
+	PropDelayTimeLevel           = "DELAY"
+	PropRetryTopic               = "RETRY_TOPIC"
+	PropRealTopic                = "REAL_TOPIC"
+	PropRealQueueID              = "REAL_QID"
+	PropTransactionPrepared      = "TRAN_MSG"
+	PropProducerGroup            = "PGROUP"
+	PropMinOffset                = "MIN_OFFSET"
+	PropMaxOffset                = "MAX_OFFSET"
+	PropBuyerID                  = "BUYER_ID"
+	PropOriginMessageID          = "ORIGIN_MESSAGE_ID"
+	PropTransferFlag             = "TRANSFER_FLAG"
+	PropCorrectionFlag           = "CORRECTION_FLAG"
+	PropMQ2Flag                  = "MQ2_FLAG"
+	PropReconsumeTime            = "RECONSUME_TIME"
+	PropMsgRegion                = "MSG_REGION"
+	PropTraceSwitch              = "TRACE_ON"
+	PropUniqClientMessageID      = "UNIQ_KEY"
+	PropMaxReconsumeTimes        = "MAX_RECONSUME_TIMES"
+	PropConsumeStartTimestamp    = "CONSUME_START_TIME"
+	PropTranPreparedQueueOffset  = "TRAN_PREPARED_QUEUE_OFFSET"
+	PropTransactionCheckTimes    = "TRANSACTION_CHECK_TIMES"
+	PropCheckImmunityTimeSeconds = "CHECK_IMMUNITY_TIME_IN_SECONDS"
+	PropInstanceID               = "INSTANCE_ID"
+	PropCorrelationID            = "CORRELATION_ID"
+	PropMessageReplyToClient     = "REPLY_TO_CLIENT"
+	PropMessageTTL               = "TTL"
+	PropMessageType              = "MSG_TYPE"
+	PropShardingKey              = "__SHARDINGKEY"
+	PropTransactionID            = "__transactionId__"
+	PropTimerDeliverMs           = "TIMER_DELIVER_MS"
+	PropTimerDelaySec            = "TIMER_DELAY_SEC"
+	PropTimerDelayMs             = "TIMER_DELAY_MS"
+	PropTimerOutMs               = "TIMER_OUT_MS"
+	PropTimerEnqueueMs           = "TIMER_ENQUEUE_MS"
+	PropTimerDequeueMs           = "TIMER_DEQUEUE_MS"
+	PropTimerRollTimes           = "TIMER_ROLL_TIMES"
+	PropCluster                  = "CLUSTER"
+	PropBornHost                 = "__BORNHOST"
+	PropBornTimestamp            = "BORN_TIMESTAMP"
+	PropTraceContext             = "TRACE_CONTEXT"
+)
+
+// Property returns the value of key in the encoded properties s without
+// allocating. Entries that are not exactly key\x01value are skipped, as the
+// clients do.
+func Property(s, key string) (string, bool) {
+	for len(s) > 0 {
+		var item string
+		if i := strings.IndexByte(s, PropertySeparator); i >= 0 {
+			item, s = s[:i], s[i+1:]
+		} else {
+			item, s = s, ""
+		}
+		k, v, ok := strings.Cut(item, string(NameValueSeparator))
+		if ok && k == key && strings.IndexByte(v, NameValueSeparator) < 0 {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// PropertyBytes is Property over a byte slice (for a View's properties).
+// The result is a new string only when found.
+func PropertyBytes(b []byte, key string) (string, bool) {
+	for len(b) > 0 {
+		var item []byte
+		i := indexByte(b, PropertySeparator)
+		if i >= 0 {
+			item, b = b[:i], b[i+1:]
+		} else {
+			item, b = b, nil
+		}
+		j := indexByte(item, NameValueSeparator)
+		if j < 0 || string(item[:j]) != key {
+			continue
+		}
+		v := item[j+1:]
+		if indexByte(v, NameValueSeparator) >= 0 {
+			continue
+		}
+		return string(v), true
+	}
+	return "", false
+}
+
+func indexByte(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// ParseProperties decodes s into a map. Malformed entries are skipped.
+func ParseProperties(s string) map[string]string {
+	m := make(map[string]string, strings.Count(s, string(PropertySeparator))+1)
+	for len(s) > 0 {
+		var item string
+		if i := strings.IndexByte(s, PropertySeparator); i >= 0 {
+			item, s = s[:i], s[i+1:]
+		} else {
+			item, s = s, ""
+		}
+		k, v, ok := strings.Cut(item, string(NameValueSeparator))
+		if ok && strings.IndexByte(v, NameValueSeparator) < 0 {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// EncodeProperties encodes m with keys in sorted order, each pair followed
+// by the property separator.
+func EncodeProperties(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	n := 0
+	for k, v := range m {
+		keys = append(keys, k)
+		n += len(k) + len(v) + 2
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.Grow(n)
+	for _, k := range keys {
+		b.WriteString(k)
+		b.WriteByte(NameValueSeparator)
+		b.WriteString(m[k])
+		b.WriteByte(PropertySeparator)
+	}
+	return b.String()
+}
+
+// AppendProperty appends one key/value pair to encoded properties s.
+func AppendProperty(s, key, value string) string {
+	return s + key + string(NameValueSeparator) + value + string(PropertySeparator)
+}
+
+// SetProperty returns s with key set to value (replacing an existing value).
+func SetProperty(s, key, value string) string {
+	return AppendProperty(RemoveProperties(s, key), key, value)
+}
+
+// RemoveProperties returns s without the named keys.
+func RemoveProperties(s string, keys ...string) string {
+	found := false
+	for _, k := range keys {
+		if _, ok := Property(s, k); ok {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for len(s) > 0 {
+		var item string
+		if i := strings.IndexByte(s, PropertySeparator); i >= 0 {
+			item, s = s[:i], s[i+1:]
+		} else {
+			item, s = s, ""
+		}
+		k, _, ok := strings.Cut(item, string(NameValueSeparator))
+		if !ok || contains(keys, k) {
+			continue
+		}
+		b.WriteString(item)
+		b.WriteByte(PropertySeparator)
+	}
+	return b.String()
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// ValidateProperties checks that b is empty or a sequence of
+// key\x01value\x02 entries with non-empty keys, ending in the separator.
+// The broker normalises properties to this form before storing, so
+// recovery uses it to reject a record whose tail was torn.
+func ValidateProperties(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	if b[len(b)-1] != PropertySeparator {
+		return fmt.Errorf("%w: does not end with the separator", ErrBadProperties)
+	}
+	for len(b) > 0 {
+		i := indexByte(b, PropertySeparator)
+		item := b[:i]
+		b = b[i+1:]
+		j := indexByte(item, NameValueSeparator)
+		if j <= 0 || indexByte(item[j+1:], NameValueSeparator) >= 0 {
+			return fmt.Errorf("%w: entry %q", ErrBadProperties, item)
+		}
+	}
+	return nil
+}
+
+// NormalizeProperties returns s in the form ValidateProperties accepts:
+// unchanged when it already is (the common case, no allocation), otherwise
+// re-encoded without the malformed entries.
+func NormalizeProperties(s string) string {
+	if ValidateProperties([]byte(s)) == nil {
+		return s
+	}
+	var b strings.Builder
+	for len(s) > 0 {
+		var item string
+		if i := strings.IndexByte(s, PropertySeparator); i >= 0 {
+			item, s = s[:i], s[i+1:]
+		} else {
+			item, s = s, ""
+		}
+		k, v, ok := strings.Cut(item, string(NameValueSeparator))
+		if !ok || k == "" || strings.IndexByte(v, NameValueSeparator) >= 0 {
+			continue
+		}
+		b.WriteString(item)
+		b.WriteByte(PropertySeparator)
+	}
+	return b.String()
+}
+
+// Keys splits a KEYS property value into its space-separated keys.
+func Keys(v string) []string { return strings.Fields(v) }
