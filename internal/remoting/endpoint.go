@@ -1,0 +1,186 @@
+package remoting
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Handler answers one request. It runs on its own goroutine; ctx is cancelled
+// when the connection closes or the server (or client) shuts down.
+//
+//   - (resp, nil): resp is sent unless the request is oneway. Its opaque,
+//     response flag and serialization type are set from req.
+//   - (nil, nil): nothing is sent. Use this for oneway requests and for
+//     requests answered later through Conn.Reply (long polling).
+//   - (_, err): the peer gets a response with err's code if err is or wraps
+//     a *CodeError, and RespSystemError otherwise; the remark is the message.
+//
+// A panic in a handler is recovered, logged with its stack and answered with
+// RespSystemError.
+type Handler func(ctx context.Context, c *Conn, req *Command) (*Command, error)
+
+// tracker starts goroutines and waits for them. After stop it refuses to
+// start new ones, so a Wait after stop sees every goroutine ever started.
+type tracker struct {
+	mu      sync.RWMutex // guards stopped against concurrent Go
+	stopped bool
+	wg      sync.WaitGroup
+}
+
+// Go runs fn on a new tracked goroutine and reports whether it did; it does
+// not after stop.
+func (t *tracker) Go(fn func()) bool {
+	if !t.enter() {
+		return false
+	}
+	go func() {
+		defer t.exit()
+		fn()
+	}()
+	return true
+}
+
+// enter counts a goroutine about to start and reports whether it may; a
+// goroutine started after a true enter must call exit when it returns. Go is
+// enter + go + exit; hot paths use enter and exit directly to avoid the
+// extra closure.
+func (t *tracker) enter() bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.stopped {
+		return false
+	}
+	t.wg.Add(1)
+	return true
+}
+
+func (t *tracker) exit() { t.wg.Done() }
+
+// stop makes Go refuse new goroutines.
+func (t *tracker) stop() {
+	t.mu.Lock()
+	t.stopped = true
+	t.mu.Unlock()
+}
+
+// wait waits for every tracked goroutine, or until ctx is done. The helper
+// goroutine that waits outlives a cancelled ctx until the goroutines exit.
+func (t *tracker) wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		t.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// handlerTable maps request codes to handlers. Lookups are lock-free; Set
+// copies the map.
+type handlerTable struct {
+	mu sync.Mutex // serialises writers
+	m  atomic.Pointer[map[int32]Handler]
+}
+
+func (t *handlerTable) get(code int32) Handler {
+	if m := t.m.Load(); m != nil {
+		return (*m)[code]
+	}
+	return nil
+}
+
+func (t *handlerTable) set(code int32, h Handler) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := t.m.Load()
+	m := make(map[int32]Handler, 1+lenOf(old))
+	if old != nil {
+		for k, v := range *old {
+			m[k] = v
+		}
+	}
+	if h == nil {
+		delete(m, code)
+	} else {
+		m[code] = h
+	}
+	t.m.Store(&m)
+}
+
+func lenOf(m *map[int32]Handler) int {
+	if m == nil {
+		return 0
+	}
+	return len(*m)
+}
+
+// endpoint holds what the connections of one Server or Client share.
+type endpoint struct {
+	maxFrame     int
+	idleTimeout  time.Duration // <= 0: none
+	writeTimeout time.Duration // <= 0: none
+	maxInFlight  int
+	log          *slog.Logger
+	tr           tracker
+	handlers     handlerTable
+	opaque       atomic.Int32
+	// onClose runs once per connection, on its read goroutine, after the
+	// connection is closed and its pending calls have failed.
+	onClose func(*Conn)
+}
+
+func (ep *endpoint) nextOpaque() int32 { return ep.opaque.Add(1) }
+
+var connIDs atomic.Uint64
+
+// Defaults.
+const (
+	DefaultIdleTimeout  = 120 * time.Second // Java's serverChannelMaxIdleTimeSeconds
+	DefaultWriteTimeout = 30 * time.Second
+	// DefaultMaxInFlightPerConn bounds the handlers running at once for one
+	// server connection. Handlers that park a request and return (nil, nil)
+	// do not count while parked.
+	DefaultMaxInFlightPerConn = 1024
+	// DefaultDialTimeout applies when the dial context has no earlier deadline.
+	DefaultDialTimeout = 3 * time.Second
+
+	outQueueLen  = 1024
+	readBufSize  = 64 << 10
+	writeBufSize = 64 << 10
+	maxPooledBuf = 64 << 10
+)
+
+// bufPool holds buffers for encoded frame heads.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+func putBuf(b *[]byte) {
+	if cap(*b) > maxPooledBuf {
+		return
+	}
+	*b = (*b)[:0]
+	bufPool.Put(b)
+}
+
+// orDefault returns v, or def when v is zero.
+func orDefault[T int | time.Duration](v, def T) T {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+func loggerOr(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.Default()
+	}
+	return l
+}
