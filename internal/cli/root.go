@@ -55,6 +55,6 @@ Then point clients at the name server 127.0.0.1:9876.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w: %w (see '%s --help')", errUsage, err, c.CommandPath())
 	})
-	root.AddCommand(newVersionCommand(), newServeCommand())
+	root.AddCommand(newVersionCommand(), newServeCommand(), newNamesrvCommand(), newAdminCommand())
 	return root
 }

@@ -1,0 +1,81 @@
+// Package broker is txmq's broker: it serves the RocketMQ remoting
+// protocol (protocol.md Part A) for the official clients on top of the
+// message store.
+//
+// A Broker owns the remoting server, the store, the client registry
+// (package clients), topic and subscription-group configuration, consumer
+// offsets, long-polling pulls and the name-server registration loop. One
+// file per group of request codes: send.go (10, 310, 320, 36), pull.go and
+// longpoll.go (11), offset.go (14, 15, 29, 30, 31, 32), query.go (12, 33),
+// admin.go (17, 21, 28, 200, 201, 202, 208, 215); topics.go and groups.go
+// hold the configuration tables, register.go the name-server loop. The
+// client registry (package clients) serves HEART_BEAT (34),
+// UNREGISTER_CLIENT (35), GET_CONSUMER_LIST_BY_GROUP (38) and
+// LOCK/UNLOCK_BATCH_MQ (41/42) on the same server.
+//
+// Topic changes (creation, auto-creation on SEND, %RETRY%<group> on a
+// consumer heartbeat, deletion) re-register with every name server before
+// the request that made them is answered (bounded by a 3 s timeout), as
+// Java's registerBrokerAll does, so the topic is routable at once.
+//
+// Metadata lives under <storePathRootDir>/config as JSON written atomically:
+// topics.json ({"topicConfigTable":…,"dataVersion":…}),
+// subscriptionGroup.json ({"subscriptionGroupTable":…,"dataVersion":…}) and
+// consumerOffset.json ({"offsetTable":{"topic@group":{"0":12}}}), as Java
+// writes them.
+//
+// # Concurrency
+//
+// The send and pull paths take no broker-wide lock: the topic table is an
+// immutable map behind an atomic pointer (writers copy it under one
+// mutex); consumer offsets are one mutex held for a map update, never
+// across I/O; parked pulls are kept per queue, each queue with its own
+// mutex, and notify (the store's dispatch callback) costs one atomic load
+// when nothing is parked. No two broker locks are ever held at once (notify
+// releases the queue-map lock before it takes a queue's). Every goroutine the broker starts goes through
+// lifecycle.goFunc, and Shutdown waits for all of them.
+//
+// # Compat notes
+//
+// Where txmq knowingly differs from Apache RocketMQ's Java broker:
+//
+//   - Transactional (TRAN_MSG=true or sysFlag prepared) and delay/timer
+//     (DELAY > 0, TIMER_*) sends are refused until the transaction and
+//     schedule services land: NO_PERMISSION "transactional messages are not
+//     enabled on this broker yet" and MESSAGE_ILLEGAL "delay messages are
+//     not supported yet". Java stores them. The refusals are put hooks
+//     (send.go) that those services replace.
+//   - CONSUMER_SEND_MSG_BACK (36) answers SYSTEM_ERROR "not supported yet";
+//     the Go client then falls back to a plain send to %RETRY%<group>, which
+//     carries DELAY and is therefore refused too for now. Sends to
+//     %RETRY%<group> whose reconsumeTimes exceed maxReconsumeTimes go to
+//     %DLQ%<group> without delay, as Java does.
+//   - An invalid topic name in a send is MESSAGE_ILLEGAL (13); Java answers
+//     SYSTEM_ERROR, which the Go client retries on another broker. Sending to
+//     any system topic (TBW102, RMQ_SYS_*, SCHEDULE_TOPIC_XXXX, the
+//     transaction topics) is NO_PERMISSION; SELF_TEST_TOPIC is allowed.
+//   - A send whose header lacks producerGroup, defaultTopic,
+//     defaultTopicQueueNums, sysFlag, bornTimestamp or flag is accepted with
+//     defaults (Java requires them); topic and queueId are required.
+//   - Batch items get a UNIQ_KEY when they have none (Java leaves them
+//     without), so their ids are stable; batches are refused for retry and
+//     DLQ topics. The batch response has no batchUniqId.
+//   - PULL_MESSAGE: maxMsgNums is capped at 32 and a response at about
+//     256 KiB; records whose TAGS do not match exactly (hash collisions)
+//     are dropped by the broker too. A woken long-poll whose new messages
+//     are all filtered out keeps waiting past them instead of answering
+//     PULL_RETRY_IMMEDIATELY. Error answers carry the four offset fields
+//     (nextBeginOffset = the requested offset). The subscription-group
+//     configuration is not checked (no SUBSCRIPTION_GROUP_NOT_EXIST,
+//     consumeEnable ignored), and a missing heartbeat subscription means "*"
+//     rather than SUBSCRIPTION_NOT_EXIST. SQL92 subscriptions are refused.
+//   - QUERY_CONSUMER_OFFSET with nothing committed answers 0 whenever the
+//     queue's min offset is 0, without Java's "still in memory" check.
+//   - GET_TOPIC_STATS_INFO (202) and GET_CONSUME_STATS (208) bodies are
+//     lists (TopicStatsBody, ConsumeStatsBody): Java uses MessageQueue
+//     objects as JSON map keys, which is not JSON.
+//   - GET_ALL_TOPIC_CONFIG has no topicQueueMappingInfoMap (static topics
+//     are not supported). UPDATE_AND_CREATE_TOPIC accepts missing queue
+//     counts and perm (defaultTopicQueueNums, 6).
+//   - storePathCommitLog can only be <storePathRootDir>/commitlog.
+package broker

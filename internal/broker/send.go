@@ -1,0 +1,355 @@
+package broker
+
+// Behavior: SEND_MESSAGE (10, long header names), SEND_MESSAGE_V2 (310) and
+// SEND_BATCH_MESSAGE (320, both with the short a..n header) share one path:
+// parse the header, check the topic (name, reserved, exists or auto-create,
+// write permission), the queue id and the body size, build the
+// message.Ext (born host = the peer, store host = AdvertisedAddr), route
+// retry sends that ran out of attempts to %DLQ%<group>, run the put hooks,
+// and append to the store. The response carries msgId (offset message id;
+// batches: comma-joined), queueId, queueOffset (batch: the first),
+// transactionId (UNIQ_KEY), MSG_REGION and TRACE_ON.
+//
+// Compat notes: see doc.go.
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/txmq/txmq/internal/message"
+	"github.com/txmq/txmq/internal/remoting"
+	"github.com/txmq/txmq/internal/store"
+)
+
+// maxBatchItems bounds the messages of one SEND_BATCH_MESSAGE.
+const maxBatchItems = 1024
+
+// defaultRegion is Java's default MSG_REGION.
+const defaultRegion = "DefaultRegion"
+
+// sendHeader is SendMessageRequestHeader (long names) or ...V2 (a..n).
+type sendHeader struct {
+	producerGroup         string
+	topic                 string
+	defaultTopic          string
+	defaultTopicQueueNums int32
+	queueID               int32
+	sysFlag               int32
+	bornTimestamp         int64
+	flag                  int32
+	properties            string
+	reconsumeTimes        int32
+	maxReconsumeTimes     int32 // -1: not sent
+	batch                 bool
+}
+
+// Header field names: index 0 long (SEND_MESSAGE), 1 short (V2).
+var sendFields = [2]struct {
+	group, topic, defTopic, defQueues, queueID, sysFlag, born, flag, props, recons, maxRecons, batch string
+}{
+	{"producerGroup", "topic", "defaultTopic", "defaultTopicQueueNums", "queueId", "sysFlag", "bornTimestamp",
+		"flag", "properties", "reconsumeTimes", "maxReconsumeTimes", "batch"},
+	{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "l", "m"},
+}
+
+func parseSendHeader(req *remoting.Command) (h sendHeader, err error) {
+	f := &sendFields[0]
+	if req.Code != remoting.ReqSendMessage && req.Code != remoting.ReqSendReplyMessage {
+		f = &sendFields[1]
+	}
+	h.producerGroup = req.ExtStringOr(f.group, "")
+	if h.topic, err = req.ExtString(f.topic); err != nil {
+		return h, err
+	}
+	h.defaultTopic = req.ExtStringOr(f.defTopic, defaultTopicTBW102)
+	if h.defaultTopicQueueNums, err = req.ExtInt32Or(f.defQueues, 4); err != nil {
+		return h, err
+	}
+	if h.queueID, err = req.ExtInt32(f.queueID); err != nil {
+		return h, err
+	}
+	if h.sysFlag, err = req.ExtInt32Or(f.sysFlag, 0); err != nil {
+		return h, err
+	}
+	if h.bornTimestamp, err = req.ExtInt64Or(f.born, 0); err != nil {
+		return h, err
+	}
+	if h.flag, err = req.ExtInt32Or(f.flag, 0); err != nil {
+		return h, err
+	}
+	h.properties = req.ExtStringOr(f.props, "")
+	if h.reconsumeTimes, err = req.ExtInt32Or(f.recons, 0); err != nil {
+		return h, err
+	}
+	if h.maxReconsumeTimes, err = req.ExtInt32Or(f.maxRecons, -1); err != nil {
+		return h, err
+	}
+	h.batch = req.ExtBoolOr(f.batch, false) || req.Code == remoting.ReqSendBatchMessage
+	return h, nil
+}
+
+// putHook inspects (and may rewrite) a message before it is stored, like
+// Java's put-message hooks (HookUtils): a transactional half message is
+// diverted to the half topic, a delayed one to the schedule topic. An error
+// refuses the send; it should be a *remoting.CodeError. Hooks run in order
+// on the handler's goroutine, once per message (per batch item).
+type putHook func(ctx context.Context, m *message.Ext) error
+
+// defaultPutHooks are the hooks of a broker without the transaction and
+// schedule services: they refuse what those services would divert, so
+// such messages are never delivered early.
+func defaultPutHooks() []putHook {
+	return []putHook{refuseTransactional, refuseDelayed}
+}
+
+// refuseTransactional refuses half messages (TRAN_MSG=true or the
+// prepared transaction type in sysFlag).
+func refuseTransactional(_ context.Context, m *message.Ext) error {
+	tran, _ := message.Property(m.Properties, message.PropTransactionPrepared)
+	if strings.EqualFold(tran, "true") || m.SysFlag&message.FlagTransactionMask == message.FlagTransPrepared {
+		return codeErr(respNoPermission, "transactional messages are not enabled on this broker yet")
+	}
+	return nil
+}
+
+// refuseDelayed refuses messages with a delay level or a timer property.
+func refuseDelayed(_ context.Context, m *message.Ext) error {
+	if v, ok := message.Property(m.Properties, message.PropDelayTimeLevel); ok {
+		if lvl, err := strconv.Atoi(strings.TrimSpace(v)); err != nil || lvl > 0 {
+			return codeErr(respMessageIllegal, "delay messages are not supported yet (DELAY=%q)", v)
+		}
+	}
+	for _, k := range [...]string{message.PropTimerDeliverMs, message.PropTimerDelaySec, message.PropTimerDelayMs} {
+		if v, ok := message.Property(m.Properties, k); ok {
+			return codeErr(respMessageIllegal, "delay messages are not supported yet (%s=%q)", k, v)
+		}
+	}
+	return nil
+}
+
+var extPool = sync.Pool{New: func() any { return new(message.Ext) }}
+
+// handleSend serves SEND_MESSAGE, SEND_MESSAGE_V2 and SEND_BATCH_MESSAGE.
+func (b *Broker) handleSend(ctx context.Context, c *remoting.Conn, req *remoting.Command) (*remoting.Command, error) {
+	h, err := parseSendHeader(req)
+	if err != nil {
+		return nil, headerErr("send message", err)
+	}
+	topic, qid, err := b.checkSendTarget(&h)
+	if err != nil {
+		return nil, err
+	}
+	if req.Code == remoting.ReqSendBatchMessage || h.batch {
+		return b.sendBatch(ctx, c, req, &h, topic, qid)
+	}
+	if len(req.Body) > b.cfg.MaxMessageSize {
+		return nil, codeErr(respMessageIllegal, "the message body size over max value, MAX: %d (body is %d bytes)",
+			b.cfg.MaxMessageSize, len(req.Body))
+	}
+	m := extPool.Get().(*message.Ext)
+	defer func() { *m = message.Ext{}; extPool.Put(m) }()
+	b.fillExt(m, c, &h, topic, qid, req.Body, h.flag, h.properties)
+	uniq, _ := message.Property(m.Properties, message.PropUniqClientMessageID)
+	if uniq == "" {
+		uniq = b.uniq.next(b.addr)
+		m.Properties = message.AppendProperty(m.Properties, message.PropUniqClientMessageID, uniq)
+	}
+	if err := b.routeRetry(m, &h); err != nil {
+		return nil, err
+	}
+	if err := b.runPutHooks(ctx, m); err != nil {
+		return nil, err
+	}
+	res, err := b.store.Append(ctx, m)
+	if err != nil {
+		return nil, b.storeErr("send message", err)
+	}
+	resp := ok(req)
+	resp.SetExt("msgId", message.OffsetMessageID(b.addr, res.CommitLogOffset))
+	resp.SetExt("queueId", strconv.FormatInt(int64(m.QueueID), 10))
+	resp.SetExt("queueOffset", strconv.FormatInt(res.QueueOffset, 10))
+	resp.SetExt("transactionId", uniq)
+	resp.SetExt(message.PropMsgRegion, defaultRegion)
+	resp.SetExt(message.PropTraceSwitch, "true")
+	return resp, nil
+}
+
+// sendBatch stores every item of a batch body in the header's queue at
+// consecutive offsets, as one store append.
+func (b *Broker) sendBatch(ctx context.Context, c *remoting.Conn, req *remoting.Command, h *sendHeader, topic string, qid int32) (*remoting.Command, error) {
+	if isRetryOrDLQ(topic) {
+		return nil, codeErr(respMessageIllegal, "batch messages cannot be sent to the retry or dead-letter topic %s", topic)
+	}
+	if len(req.Body) > b.cfg.MaxMessageSize {
+		return nil, codeErr(respMessageIllegal, "the message body size over max value, MAX: %d (batch body is %d bytes)",
+			b.cfg.MaxMessageSize, len(req.Body))
+	}
+	items, err := message.DecodeBatch(req.Body, maxBatchItems)
+	if err != nil {
+		return nil, codeErr(respMessageIllegal, "malformed batch body: %v", err)
+	}
+	exts := make([]message.Ext, len(items))
+	ptrs := make([]*message.Ext, len(items))
+	for i := range items {
+		m := &exts[i]
+		b.fillExt(m, c, h, topic, qid, items[i].Body, items[i].Flag, items[i].Properties)
+		if _, ok := message.Property(m.Properties, message.PropUniqClientMessageID); !ok {
+			m.Properties = message.AppendProperty(m.Properties, message.PropUniqClientMessageID, b.uniq.next(b.addr))
+		}
+		if err := b.runPutHooks(ctx, m); err != nil {
+			return nil, err
+		}
+		if m.Topic != topic || m.QueueID != qid {
+			return nil, codeErr(respMessageIllegal, "batch item %d cannot be diverted to another topic or queue", i)
+		}
+		ptrs[i] = m
+	}
+	res, err := b.store.AppendBatch(ctx, ptrs)
+	if err != nil {
+		return nil, b.storeErr("send batch", err)
+	}
+	var ids strings.Builder
+	ids.Grow(len(res) * 33)
+	for i, r := range res {
+		if i > 0 {
+			ids.WriteByte(',')
+		}
+		ids.WriteString(message.OffsetMessageID(b.addr, r.CommitLogOffset))
+	}
+	resp := ok(req)
+	resp.SetExt("msgId", ids.String())
+	resp.SetExt("queueId", strconv.FormatInt(int64(qid), 10))
+	resp.SetExt("queueOffset", strconv.FormatInt(res[0].QueueOffset, 10))
+	uniq, _ := message.Property(h.properties, message.PropUniqClientMessageID)
+	resp.SetExt("transactionId", uniq)
+	resp.SetExt(message.PropMsgRegion, defaultRegion)
+	resp.SetExt(message.PropTraceSwitch, "true")
+	return resp, nil
+}
+
+// checkSendTarget validates the topic and queue of a send and returns them
+// (creating the topic when allowed, picking a queue when queueId < 0).
+func (b *Broker) checkSendTarget(h *sendHeader) (string, int32, error) {
+	topic := h.topic
+	if err := message.ValidateTopic(topic); err != nil {
+		return "", 0, codeErr(respMessageIllegal, "%v", err)
+	}
+	if isReservedTopic(topic) {
+		return "", 0, codeErr(respNoPermission, "Sending message to topic[%s] is forbidden: it is a system topic", topic)
+	}
+	tc, found := b.topics.get(topic)
+	if !found {
+		var err error
+		if tc, err = b.autoCreateTopic(topic, h.defaultTopic, h.defaultTopicQueueNums); err != nil {
+			return "", 0, err
+		}
+	}
+	if tc.Perm&permWrite == 0 {
+		return "", 0, codeErr(respNoPermission, "the topic[%s] sending message is forbidden (perm %d)", topic, tc.Perm)
+	}
+	qid := h.queueID
+	if qid < 0 {
+		if tc.WriteQueueNums < 1 {
+			return "", 0, codeErr(respNoPermission, "the topic[%s] has no writable queue", topic)
+		}
+		qid = b.nextQID.pick(tc.WriteQueueNums)
+	}
+	// Java accepts ids below max(read, write) queue counts.
+	if valid := max(tc.WriteQueueNums, tc.ReadQueueNums); int(qid) >= valid {
+		return "", 0, codeErr(respSystemError, "request queueId[%d] is illegal, topic[%s] has %d queues, producer group %s",
+			qid, topic, valid, h.producerGroup)
+	}
+	return topic, qid, nil
+}
+
+// fillExt fills m for storing: everything but the offsets and store time.
+func (b *Broker) fillExt(m *message.Ext, c *remoting.Conn, h *sendHeader, topic string, qid int32, body []byte, flag int32, props string) {
+	m.Topic = topic
+	m.QueueID = qid
+	m.Flag = flag
+	m.SysFlag = h.sysFlag &^ (message.FlagBornHostV6 | message.FlagStoreHostV6)
+	m.BornTimestamp = h.bornTimestamp
+	m.BornHost = remoteAddrPort(c)
+	m.StoreHost = b.addr
+	m.ReconsumeTimes = h.reconsumeTimes
+	m.Body = body
+	m.Properties = message.NormalizeProperties(props)
+}
+
+// routeRetry sends a message for %RETRY%<group> that has used up its
+// attempts to %DLQ%<group> (Java SendMessageProcessor.handleRetryAndDLQ),
+// without delay.
+func (b *Broker) routeRetry(m *message.Ext, h *sendHeader) error {
+	if !strings.HasPrefix(m.Topic, message.RetryGroupTopicPrefix) {
+		return nil
+	}
+	group := m.Topic[len(message.RetryGroupTopicPrefix):]
+	maxTimes := h.maxReconsumeTimes
+	if maxTimes < 0 {
+		maxTimes = 16
+		if gc, ok := b.groups.get(group); ok {
+			maxTimes = int32(gc.RetryMaxTimes)
+		}
+	}
+	if h.reconsumeTimes <= maxTimes {
+		return nil
+	}
+	dlq := message.DLQTopic(group)
+	if _, err := b.ensureRetryTopic(dlq); err != nil {
+		return codeErr(respSystemError, "create dead-letter topic %s: %v", dlq, err)
+	}
+	m.Topic = dlq
+	m.QueueID = 0
+	m.Properties = message.RemoveProperties(m.Properties, message.PropDelayTimeLevel,
+		message.PropTimerDeliverMs, message.PropTimerDelaySec, message.PropTimerDelayMs)
+	b.log.Info("message moved to the dead-letter queue", slog.String("topic", dlq),
+		slog.Int("reconsumeTimes", int(h.reconsumeTimes)), slog.Int("maxReconsumeTimes", int(maxTimes)))
+	return nil
+}
+
+func (b *Broker) runPutHooks(ctx context.Context, m *message.Ext) error {
+	for _, hook := range b.putHooks {
+		if err := hook(ctx, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// storeErr maps a store append error to a response.
+func (b *Broker) storeErr(what string, err error) error {
+	var ce *remoting.CodeError
+	switch {
+	case errors.As(err, &ce):
+		return err
+	case errors.Is(err, store.ErrMessageTooLarge), errors.Is(err, store.ErrInvalidTopic),
+		errors.Is(err, store.ErrPropertiesTooLong), errors.Is(err, message.ErrTooLarge):
+		return &remoting.CodeError{Code: respMessageIllegal, Msg: what + ": " + err.Error(), Err: err}
+	case errors.Is(err, store.ErrClosed):
+		return &remoting.CodeError{Code: respServiceNotAvailable, Msg: what + ": service not available now: " + err.Error(), Err: err}
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return &remoting.CodeError{Code: respServiceNotAvailable, Msg: what + ": " + err.Error(), Err: err}
+	default:
+		b.log.Warn("store append failed", slog.String("op", what), slog.Any("err", err))
+		return &remoting.CodeError{Code: respSystemError, Msg: what + ": " + err.Error(), Err: err}
+	}
+}
+
+// handleSendBack answers CONSUMER_SEND_MSG_BACK until the retry service
+// exists: SYSTEM_ERROR makes the Go client fall back to a plain send to
+// %RETRY%<group>.
+func (b *Broker) handleSendBack(_ context.Context, _ *remoting.Conn, req *remoting.Command) (*remoting.Command, error) {
+	return nil, codeErr(respSystemError, "CONSUMER_SEND_MSG_BACK is not supported yet; send the message to the retry topic instead")
+}
+
+// qidCounter picks queues round-robin for sends with queueId < 0.
+type qidCounter struct{ n atomic.Uint32 }
+
+func (q *qidCounter) pick(n int) int32 {
+	return int32((q.n.Add(1) - 1) % uint32(n))
+}

@@ -1,0 +1,202 @@
+package broker_test
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/txmq/txmq/internal/message"
+	"github.com/txmq/txmq/internal/remoting"
+	"github.com/txmq/txmq/internal/testutil"
+)
+
+func TestSendSingleAndV2(t *testing.T) {
+	tb := testutil.RunBroker(t)
+	c := tb.Dial(t)
+	createTopic(t, tb, c, "T1", 2)
+
+	cases := []struct {
+		name string
+		req  *remoting.Command
+	}{
+		{"SEND_MESSAGE", sendReq("T1", 1, []byte("hello"), props("TAGS", "A", "UNIQ_KEY", "AABBCCDDEEFF00112233445566778899"))},
+		{"SEND_MESSAGE_V2", sendV2Req(remoting.ReqSendMessageV2, "T1", 1, []byte("world"), props("KEYS", "k1 k2"))},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := invoke(t, c, tc.req)
+			if resp.Code != remoting.RespSuccess {
+				t.Fatalf("code %d %q", resp.Code, resp.Remark)
+			}
+			if got := extInt(t, resp, "queueOffset"); got != int64(i) {
+				t.Errorf("queueOffset %d, want %d", got, i)
+			}
+			if got := extInt(t, resp, "queueId"); got != 1 {
+				t.Errorf("queueId %d", got)
+			}
+			for _, k := range []string{"transactionId", "MSG_REGION", "TRACE_ON"} {
+				if resp.ExtFields[k] == "" {
+					t.Errorf("ext %s missing: %v", k, resp.ExtFields)
+				}
+			}
+			host, off, err := message.ParseOffsetMessageID(resp.ExtFields["msgId"])
+			if err != nil {
+				t.Fatalf("msgId: %v", err)
+			}
+			if host.String() != tb.BrokerAddr {
+				t.Errorf("msgId host %s, want %s", host, tb.BrokerAddr)
+			}
+			rec, err := tb.Broker.Store().ReadAt(off)
+			if err != nil {
+				t.Fatalf("ReadAt(%d): %v", off, err)
+			}
+			m, _, err := message.Decode(rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.CommitLogOffset != off || !bytes.Equal(m.Body, tc.req.Body) || m.QueueID != 1 {
+				t.Errorf("stored %+v", m)
+			}
+			if m.StoreHost.String() != tb.BrokerAddr || !m.BornHost.Addr().IsLoopback() {
+				t.Errorf("hosts: store %s born %s", m.StoreHost, m.BornHost)
+			}
+			uniq, _ := message.Property(m.Properties, message.PropUniqClientMessageID)
+			if uniq == "" || uniq != resp.ExtFields["transactionId"] {
+				t.Errorf("UNIQ_KEY %q, transactionId %q", uniq, resp.ExtFields["transactionId"])
+			}
+		})
+	}
+}
+
+func TestSendBatch(t *testing.T) {
+	tb := testutil.RunBroker(t)
+	c := tb.Dial(t)
+	createTopic(t, tb, c, "TB", 1)
+	mustSend(t, c, "TB", 0, "first", "")
+	var body []byte
+	for i := range 3 {
+		body = message.AppendBatchItem(body, message.BatchItem{Flag: int32(i), Body: []byte{'m', byte('0' + i)},
+			Properties: props("TAGS", "T")})
+	}
+	resp := invoke(t, c, sendV2Req(remoting.ReqSendBatchMessage, "TB", 0, body, ""))
+	if resp.Code != remoting.RespSuccess {
+		t.Fatalf("batch: %d %q", resp.Code, resp.Remark)
+	}
+	if got := extInt(t, resp, "queueOffset"); got != 1 {
+		t.Errorf("queueOffset %d, want 1", got)
+	}
+	ids := strings.Split(resp.ExtFields["msgId"], ",")
+	if len(ids) != 3 {
+		t.Fatalf("msgId %q", resp.ExtFields["msgId"])
+	}
+	for i, id := range ids {
+		_, off, err := message.ParseOffsetMessageID(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, err := tb.Broker.Store().ReadAt(off)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _, _ := message.Decode(rec)
+		if m.QueueOffset != int64(1+i) || m.Flag != int32(i) || string(m.Body) != "m"+string(rune('0'+i)) {
+			t.Errorf("item %d stored as %+v", i, m)
+		}
+		if u, _ := message.Property(m.Properties, message.PropUniqClientMessageID); u == "" {
+			t.Errorf("item %d has no UNIQ_KEY", i)
+		}
+	}
+}
+
+func TestSendAutoCreate(t *testing.T) {
+	tb := testutil.RunBroker(t)
+	c := tb.Dial(t)
+	resp := invoke(t, c, sendReq("AutoT", -1, []byte("x"), ""))
+	if resp.Code != remoting.RespSuccess {
+		t.Fatalf("auto-create send: %d %q", resp.Code, resp.Remark)
+	}
+	if q := extInt(t, resp, "queueId"); q < 0 || q >= 4 {
+		t.Errorf("picked queue %d", q)
+	}
+	tb.WaitRoutable(t, "AutoT")
+
+	off := testutil.RunBroker(t, testutil.WithConfig("autoCreateTopicEnable", "false"))
+	c2 := off.Dial(t)
+	resp = invoke(t, c2, sendReq("NoSuchT", 0, []byte("x"), ""))
+	if resp.Code != remoting.RespTopicNotExist || !strings.Contains(resp.Remark, "NoSuchT") {
+		t.Fatalf("want TOPIC_NOT_EXIST, got %d %q", resp.Code, resp.Remark)
+	}
+}
+
+func TestSendRefusals(t *testing.T) {
+	tb := testutil.RunBroker(t, testutil.WithConfig("autoCreateTopicEnable", "false"))
+	c := tb.Dial(t)
+	createTopic(t, tb, c, "T", 2)
+	big := bytes.Repeat([]byte("x"), tb.Config.MaxMessageSize+1)
+	noTopic := sendReq("T", 0, []byte("x"), "")
+	delete(noTopic.ExtFields, "topic")
+	badQueue := sendReq("T", 0, []byte("x"), "")
+	badQueue.ExtFields["queueId"] = "abc"
+	cases := []struct {
+		name string
+		req  *remoting.Command
+		code int32
+		in   string
+	}{
+		{"unknown topic", sendReq("Nope", 0, []byte("x"), ""), remoting.RespTopicNotExist, "not exist"},
+		{"oversized", sendReq("T", 0, big, ""), remoting.RespMessageIllegal, "body size over max"},
+		{"queue out of range", sendReq("T", 2, []byte("x"), ""), remoting.RespSystemError, "queueId[2] is illegal"},
+		{"invalid topic", sendReq("bad topic!", 0, []byte("x"), ""), remoting.RespMessageIllegal, "invalid topic"},
+		{"system topic", sendReq(message.TransHalfTopic, 0, []byte("x"), ""), remoting.RespNoPermission, "forbidden"},
+		{"schedule topic", sendReq(message.ScheduleTopic, 0, []byte("x"), ""), remoting.RespNoPermission, "forbidden"},
+		{"missing topic", noTopic, remoting.RespSystemError, `"topic"`},
+		{"malformed queueId", badQueue, remoting.RespSystemError, "queueId"},
+		{"transactional", sendReq("T", 0, []byte("x"), props("TRAN_MSG", "true", "PGROUP", "PG")), remoting.RespNoPermission, "transactional"},
+		{"delay", sendReq("T", 0, []byte("x"), props("DELAY", "3")), remoting.RespMessageIllegal, "delay messages are not supported"},
+		{"timer", sendReq("T", 0, []byte("x"), props("TIMER_DELIVER_MS", "99999999999999")), remoting.RespMessageIllegal, "delay messages"},
+		{"malformed batch", sendV2Req(remoting.ReqSendBatchMessage, "T", 0, []byte{0, 0, 0, 9, 1}, ""), remoting.RespMessageIllegal, "malformed batch"},
+		{"empty batch", sendV2Req(remoting.ReqSendBatchMessage, "T", 0, nil, ""), remoting.RespMessageIllegal, "malformed batch"},
+		{"retry fallback with delay", sendReq("%RETRY%CG", 0, []byte("x"), props("DELAY", "3")), remoting.RespMessageIllegal, "delay"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := invoke(t, c, tc.req)
+			if resp.Code != tc.code || !strings.Contains(resp.Remark, tc.in) {
+				t.Fatalf("got %d %q, want %d containing %q", resp.Code, resp.Remark, tc.code, tc.in)
+			}
+		})
+	}
+	// Nothing of the refused sends was stored.
+	if got := tb.Broker.Store().MaxOffset("T", 0); got != 0 {
+		t.Errorf("queue T/0 max offset %d after refused sends", got)
+	}
+	// Send-back is refused so that G2 falls back to a plain send.
+	resp := invoke(t, c, remoting.NewRequest(remoting.ReqConsumerSendMsgBack, map[string]string{"group": "CG", "offset": "0"}))
+	if resp.Code != remoting.RespSystemError {
+		t.Errorf("send back: %d %q", resp.Code, resp.Remark)
+	}
+}
+
+func TestSendRetryToDLQ(t *testing.T) {
+	tb := testutil.RunBroker(t)
+	c := tb.Dial(t)
+	req := sendReq("%RETRY%G1", 0, []byte("dead"), props("DELAY", "19", "RETRY_TOPIC", "T"))
+	req.ExtFields["reconsumeTimes"] = "17"
+	req.ExtFields["maxReconsumeTimes"] = "16"
+	resp := invoke(t, c, req)
+	if resp.Code != remoting.RespSuccess {
+		t.Fatalf("DLQ send: %d %q", resp.Code, resp.Remark)
+	}
+	_, off, _ := message.ParseOffsetMessageID(resp.ExtFields["msgId"])
+	rec, err := tb.Broker.Store().ReadAt(off)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _, _ := message.Decode(rec)
+	if m.Topic != "%DLQ%G1" || m.ReconsumeTimes != 17 {
+		t.Errorf("stored in %s with reconsumeTimes %d", m.Topic, m.ReconsumeTimes)
+	}
+	if _, ok := message.Property(m.Properties, "DELAY"); ok {
+		t.Error("DLQ message kept DELAY")
+	}
+}
