@@ -113,7 +113,7 @@ so they work against a remote broker.`,
 	}
 	cmd.PersistentFlags().StringVarP(&a.namesrv, "namesrv", "n", def, "name server address (host:port)")
 	cmd.PersistentFlags().DurationVar(&a.timeout, "timeout", 5*time.Second, "timeout of each request")
-	cmd.AddCommand(newAdminTopicCommand(a), newAdminMessageCommand(a))
+	cmd.AddCommand(newAdminTopicCommand(a), newAdminGroupCommand(a), newAdminMessageCommand(a))
 	return cmd
 }
 
@@ -215,7 +215,7 @@ func newAdminTopicCommand(a *adminClient) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(create, list, route, del)
+	cmd.AddCommand(create, list, route, del, newAdminTopicStatsCommand(a))
 	return cmd
 }
 
