@@ -10,12 +10,15 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/txmq/txmq/internal/broker/clients"
 	"github.com/txmq/txmq/internal/config"
+	"github.com/txmq/txmq/internal/message"
 	"github.com/txmq/txmq/internal/remoting"
 	"github.com/txmq/txmq/internal/store"
+	"github.com/txmq/txmq/internal/txn"
 )
 
 // Options are the parts of a broker that are not configuration.
@@ -48,6 +51,10 @@ type Broker struct {
 	reg     *registrar
 
 	putHooks []putHook // run in order before a message is stored (send.go)
+	// txn is the transaction service; txnHook lets the store's record hook
+	// reach it (the store is opened before the service exists).
+	txn      *txn.Service
+	txnHook  atomic.Pointer[txn.Service]
 	bootTime time.Time
 	uniq     uniqIDGen
 	nextQID  qidCounter
@@ -108,6 +115,11 @@ func New(cfg config.Config, opts Options) (*Broker, error) {
 		scfg.Logger = slog.Default()
 	}
 	scfg.OnDispatch = b.holds.notify
+	scfg.OnRecord = func(off int64, v message.View) {
+		if t := b.txnHook.Load(); t != nil {
+			t.OnRecord(off, v)
+		}
+	}
 	st, err := store.Open(scfg)
 	if err != nil {
 		return nil, fmt.Errorf("broker: open store in %s: %w", root, err)
@@ -149,7 +161,29 @@ func New(cfg config.Config, opts Options) (*Broker, error) {
 		ChannelExpiredTimeout: time.Duration(cfg.ChannelExpiredTimeout) * time.Millisecond,
 		Logger:                log,
 		OnConsumerGroup:       b.onConsumerGroup,
+		OnProducerRegistered: func(group string) {
+			if t := b.txnHook.Load(); t != nil {
+				t.ProducerRegistered(group)
+			}
+		},
 	})
+	tx, err := txn.New(txn.Config{
+		Enable:           cfg.TransactionEnable,
+		Timeout:          time.Duration(cfg.TransactionTimeOut) * time.Millisecond,
+		CheckInterval:    time.Duration(cfg.TransactionCheckInterval) * time.Millisecond,
+		CheckMax:         cfg.TransactionCheckMax,
+		FileReservedTime: time.Duration(cfg.FileReservedTime) * time.Hour,
+		BrokerName:       cfg.BrokerName,
+		StoreHost:        b.addr,
+		Logger:           log,
+		SnapshotDir:      metaDir,
+	}, st, b.clients)
+	if err != nil {
+		_ = srv.Close()
+		return fail(fmt.Errorf("broker: %w", err))
+	}
+	b.txn = tx
+	b.txnHook.Store(tx)
 	b.pool = remoting.NewPool(remoting.ClientConfig{DialTimeout: 3 * time.Second, Logger: log})
 	b.reg = newRegistrar(b, namesrvs)
 	b.topics.onChange = func() { b.reg.kickWait(registerTimeout) }
@@ -161,6 +195,7 @@ func New(cfg config.Config, opts Options) (*Broker, error) {
 func (b *Broker) registerHandlers() {
 	s := b.srv
 	b.clients.Register(s)
+	b.txn.Register(s) // END_TRANSACTION and the transaction admin codes
 	b.handle(remoting.ReqSendMessage, b.handleSend)
 	b.handle(remoting.ReqSendMessageV2, b.handleSend)
 	b.handle(remoting.ReqSendBatchMessage, b.handleSend)
@@ -256,6 +291,11 @@ func (b *Broker) Start() error {
 	if err := b.life.start(); err != nil {
 		return err
 	}
+	// The transaction service replays the commit log from its snapshot
+	// before any request is served.
+	if err := b.txn.Start(context.Background()); err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
 	if err := b.srv.Start(); err != nil {
 		return fmt.Errorf("broker: %w", err)
 	}
@@ -300,6 +340,10 @@ func (b *Broker) shutdown(ctx context.Context) error {
 	b.holds.releaseAll() // anything parked while the server drained
 	if err := b.persistAll(); err != nil {
 		errs = append(errs, err)
+	}
+	// The transaction service flushes the store and writes its snapshot.
+	if err := b.txn.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("broker: close transaction service: %w", err))
 	}
 	if err := b.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("broker: close store: %w", err))

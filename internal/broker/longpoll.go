@@ -97,13 +97,17 @@ func (h *pullHolds) repark(p *parkedPull) bool {
 	if h.b.life.shuttingDown() || p.c.Err() != nil {
 		return false
 	}
+	// Read what the check below needs before p becomes visible: once it
+	// is in the waiters list a dispatch may claim and resume it, and the
+	// resumed pull rewrites p.args on its own goroutine.
+	topic, qid, offset, wakeable := p.args.topic, p.args.qid, p.args.offset, p.wakeable
 	p.claimed.Store(false)
 	h.parked.Add(1)
 	p.q.mu.Lock()
 	p.q.waiters = append(p.q.waiters, p)
 	p.timer = time.AfterFunc(time.Until(p.deadline), p.expire)
 	p.q.mu.Unlock()
-	if p.wakeable && h.b.store.MaxOffset(p.args.topic, p.args.qid) > p.args.offset {
+	if wakeable && h.b.store.MaxOffset(topic, qid) > offset {
 		if p.claim() {
 			h.wake(p)
 		}

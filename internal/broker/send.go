@@ -24,6 +24,7 @@ import (
 	"github.com/txmq/txmq/internal/message"
 	"github.com/txmq/txmq/internal/remoting"
 	"github.com/txmq/txmq/internal/store"
+	"github.com/txmq/txmq/internal/txn"
 )
 
 // maxBatchItems bounds the messages of one SEND_BATCH_MESSAGE.
@@ -100,21 +101,40 @@ func parseSendHeader(req *remoting.Command) (h sendHeader, err error) {
 // on the handler's goroutine, once per message (per batch item).
 type putHook func(ctx context.Context, m *message.Ext) error
 
-// defaultPutHooks are the hooks of a broker without the transaction and
-// schedule services: they refuse what those services would divert, so
-// such messages are never delivered early.
+// defaultPutHooks are the hooks of a broker without the schedule
+// service: they refuse what that service would divert, so such messages
+// are never delivered early. (Half messages never reach the hooks: the
+// send path hands them to the transaction service.)
 func defaultPutHooks() []putHook {
-	return []putHook{refuseTransactional, refuseDelayed}
+	return []putHook{refuseDelayed}
 }
 
-// refuseTransactional refuses half messages (TRAN_MSG=true or the
-// prepared transaction type in sysFlag).
-func refuseTransactional(_ context.Context, m *message.Ext) error {
+// isHalf reports whether m is a transactional half message (TRAN_MSG=true,
+// as Java decides, or the prepared transaction type in sysFlag).
+func isHalf(m *message.Ext) bool {
 	tran, _ := message.Property(m.Properties, message.PropTransactionPrepared)
-	if strings.EqualFold(tran, "true") || m.SysFlag&message.FlagTransactionMask == message.FlagTransPrepared {
-		return codeErr(respNoPermission, "transactional messages are not enabled on this broker yet")
+	return strings.EqualFold(tran, "true") || m.SysFlag&message.FlagTransactionMask == message.FlagTransPrepared
+}
+
+// sendHalf stores a half message through the transaction service and
+// answers like a send: msgId names the half (the official client decodes
+// its commit-log offset for END_TRANSACTION), queueOffset is the half's
+// queue offset (echoed as tranStateTableOffset), transactionId the
+// UNIQ_KEY.
+func (b *Broker) sendHalf(ctx context.Context, req *remoting.Command, m *message.Ext, group string) (*remoting.Command, error) {
+	res, err := b.txn.Prepare(ctx, m, group)
+	if err != nil {
+		code, remark := txn.ResponseCode(err)
+		return nil, codeErr(code, "%s", remark)
 	}
-	return nil
+	resp := ok(req)
+	resp.SetExt("msgId", message.OffsetMessageID(b.addr, res.Append.CommitLogOffset))
+	resp.SetExt("queueId", strconv.FormatInt(int64(m.QueueID), 10))
+	resp.SetExt("queueOffset", strconv.FormatInt(res.Append.QueueOffset, 10))
+	resp.SetExt("transactionId", res.TransactionID)
+	resp.SetExt(message.PropMsgRegion, defaultRegion)
+	resp.SetExt(message.PropTraceSwitch, "true")
+	return resp, nil
 }
 
 // refuseDelayed refuses messages with a delay level or a timer property.
@@ -159,6 +179,11 @@ func (b *Broker) handleSend(ctx context.Context, c *remoting.Conn, req *remoting
 		uniq = b.uniq.next(b.addr)
 		m.Properties = message.AppendProperty(m.Properties, message.PropUniqClientMessageID, uniq)
 	}
+	if isHalf(m) {
+		return b.sendHalf(ctx, req, m, h.producerGroup)
+	}
+	// Only the transaction service writes committed copies.
+	m.SysFlag &^= message.FlagTransactionMask
 	if err := b.routeRetry(m, &h); err != nil {
 		return nil, err
 	}
@@ -201,6 +226,10 @@ func (b *Broker) sendBatch(ctx context.Context, c *remoting.Conn, req *remoting.
 		if _, ok := message.Property(m.Properties, message.PropUniqClientMessageID); !ok {
 			m.Properties = message.AppendProperty(m.Properties, message.PropUniqClientMessageID, b.uniq.next(b.addr))
 		}
+		if isHalf(m) {
+			return nil, codeErr(respMessageIllegal, "batch item %d is a transactional message: transactional messages cannot be batched", i)
+		}
+		m.SysFlag &^= message.FlagTransactionMask
 		if err := b.runPutHooks(ctx, m); err != nil {
 			return nil, err
 		}

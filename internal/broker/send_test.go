@@ -151,7 +151,9 @@ func TestSendRefusals(t *testing.T) {
 		{"schedule topic", sendReq(message.ScheduleTopic, 0, []byte("x"), ""), remoting.RespNoPermission, "forbidden"},
 		{"missing topic", noTopic, remoting.RespSystemError, `"topic"`},
 		{"malformed queueId", badQueue, remoting.RespSystemError, "queueId"},
-		{"transactional", sendReq("T", 0, []byte("x"), props("TRAN_MSG", "true", "PGROUP", "PG")), remoting.RespNoPermission, "transactional"},
+		{"transactional with delay", sendReq("T", 0, []byte("x"), props("TRAN_MSG", "true", "PGROUP", "PG", "DELAY", "2")), remoting.RespMessageIllegal, "cannot be delayed"},
+		{"transactional batch", sendV2Req(remoting.ReqSendBatchMessage, "T", 0,
+			message.AppendBatchItem(nil, message.BatchItem{Body: []byte("x"), Properties: props("TRAN_MSG", "true")}), ""), remoting.RespMessageIllegal, "cannot be batched"},
 		{"delay", sendReq("T", 0, []byte("x"), props("DELAY", "3")), remoting.RespMessageIllegal, "delay messages are not supported"},
 		{"timer", sendReq("T", 0, []byte("x"), props("TIMER_DELIVER_MS", "99999999999999")), remoting.RespMessageIllegal, "delay messages"},
 		{"malformed batch", sendV2Req(remoting.ReqSendBatchMessage, "T", 0, []byte{0, 0, 0, 9, 1}, ""), remoting.RespMessageIllegal, "malformed batch"},
@@ -198,5 +200,18 @@ func TestSendRetryToDLQ(t *testing.T) {
 	}
 	if _, ok := message.Property(m.Properties, "DELAY"); ok {
 		t.Error("DLQ message kept DELAY")
+	}
+}
+
+func TestSendTransactionalDisabled(t *testing.T) {
+	tb := testutil.RunBroker(t, testutil.WithConfig("transactionEnable", "false"))
+	c := tb.Dial(t)
+	createTopic(t, tb, c, "T", 1)
+	resp := invoke(t, c, sendReq("T", 0, []byte("x"), props("TRAN_MSG", "true", "PGROUP", "PG")))
+	if resp.Code != remoting.RespNoPermission || !strings.Contains(resp.Remark, "transactionEnable=false") {
+		t.Fatalf("got %d %q", resp.Code, resp.Remark)
+	}
+	if got := tb.Broker.Store().MaxOffset(message.TransHalfTopic, 0); got != 0 {
+		t.Fatalf("a refused half was stored (max offset %d)", got)
 	}
 }

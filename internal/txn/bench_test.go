@@ -1,0 +1,112 @@
+package txn
+
+import (
+	"context"
+	"runtime"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/txmq/txmq/internal/message"
+)
+
+const benchBody = 1024
+
+// BenchmarkPlainAppend and BenchmarkPrepareCommit run the same message
+// size and concurrency against the same store setup: a plain send is one
+// append; a full transaction is a half append plus a [copy, op d] batch.
+func BenchmarkPlainAppend(b *testing.B) {
+	h := newHarness(b, nil)
+	body := make([]byte, benchBody)
+	var n atomic.Int64
+	b.SetBytes(benchBody)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := int(n.Add(1))
+			m := halfMsg("TopicA", 1, uniqID(i), "")
+			m.Body = body
+			m.SysFlag = 0
+			m.Properties = message.RemoveProperties(m.Properties, message.PropTransactionPrepared)
+			if _, err := h.log.Append(context.Background(), m); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkPrepareCommit(b *testing.B) {
+	h := newHarness(b, nil)
+	body := make([]byte, benchBody)
+	var n atomic.Int64
+	b.SetBytes(benchBody)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := int(n.Add(1))
+			m := halfMsg("TopicA", 1, uniqID(i), "")
+			m.Body = body
+			r, err := h.svc.Prepare(context.Background(), m, "PG")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := h.endOff("PG", r, ResolutionCommit); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// fill1M inserts n pending entries straight into the index, due far in
+// the future.
+func fill(s *Service, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.nowMs()
+	for i := 0; i < n; i++ {
+		s.insert(int64(i)*300, now, now+int64(time.Hour/time.Millisecond)+int64(i), hashID(uniqID(i)), "PG", 0)
+	}
+}
+
+// BenchmarkPendingMemory reports the heap bytes per pending transaction
+// with 1,000,000 pending (entry, two index entries, two heap slots).
+func BenchmarkPendingMemory(b *testing.B) {
+	const n = 1_000_000
+	for i := 0; i < b.N; i++ {
+		s, _ := New(Config{noBackground: true}, &hookLog{}, nil)
+		s.live = true
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		fill(s, n)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "bytes/pending")
+		runtime.KeepAlive(s)
+	}
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkCheckSchedulerIdle1M measures the CPU the running scheduler
+// uses between checks with 1,000,000 pending transactions (none due).
+func BenchmarkCheckSchedulerIdle1M(b *testing.B) {
+	h := newHarness(b, nil)
+	fill(h.svc, 1_000_000)
+	bg, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.svc.schedulerLoop(bg); close(done) }()
+	defer func() { cancel(); <-done }()
+	runtime.GC()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c0, t0 := cpuTime(), time.Now()
+		time.Sleep(time.Second)
+		b.ReportMetric(100*float64(cpuTime()-c0)/float64(time.Since(t0)), "%cpu-of-one-core")
+	}
+}

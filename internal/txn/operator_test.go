@@ -1,0 +1,193 @@
+package txn
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/txmq/txmq/internal/message"
+	"github.com/txmq/txmq/internal/remoting"
+)
+
+func TestOperator(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.CheckMax = 1 })
+	ctx := context.Background()
+	for i := 0; i < 4; i++ {
+		h.prepare("PG", uniqID(i))
+		h.clk.Add(time.Second)
+	}
+	h.prepare("PG2", uniqID(9))
+	list := h.svc.List(10, ListFilter{ProducerGroup: "PG"})
+	if len(list) != 4 || list[0].TransactionID != uniqID(0) || list[0].Topic != "TopicA" || list[0].AgeMs != 4000 ||
+		list[0].OffsetMsgID == "" || list[0].State != "PREPARED" {
+		t.Fatalf("list %+v", list)
+	}
+	if l := h.svc.List(10, ListFilter{TransactionID: uniqID(9)}); len(l) != 1 || l[0].ProducerGroup != "PG2" {
+		t.Fatalf("list by id %+v", l)
+	}
+	// Commit and roll back by transaction id.
+	if r, err := h.svc.End(ctx, EndRequest{TransactionID: uniqID(0), Resolution: ResolutionCommit, Source: SourceOperator}); err != nil || !r.Applied {
+		t.Fatalf("operator commit: %+v %v", r, err)
+	}
+	if r, err := h.svc.End(ctx, EndRequest{TransactionID: uniqID(1), Resolution: ResolutionRollback, Source: SourceOperator}); err != nil || !r.Applied {
+		t.Fatalf("operator rollback: %+v %v", r, err)
+	}
+	// Discard 2 and 3 (no producer answers, CheckMax 1).
+	p := h.connectProducer("PG", nil)
+	h.clk.Add(6 * time.Second)
+	h.tick()
+	p.waitChecks(t, 2)
+	h.clk.Add(30 * time.Second)
+	h.tick()
+	d, err := h.svc.Discarded(10)
+	if err != nil || len(d) != 2 || d[0].TransactionID != uniqID(3) || d[0].State != StateDiscarded {
+		t.Fatalf("discarded %+v %v", d, err)
+	}
+	if _, err := h.svc.Resume(ctx, uniqID(0)); !errors.Is(err, ErrNotDiscarded) {
+		t.Fatalf("resume of a committed one: %v", err)
+	}
+	// Resume 2: back to pending, checked at once with a fresh count.
+	if r, err := h.svc.Resume(ctx, uniqID(2)); err != nil || r.ProducerGroup != "PG" {
+		t.Fatalf("resume: %+v %v", r, err)
+	}
+	if _, err := h.svc.Resume(ctx, uniqID(2)); !errors.Is(err, ErrNotDiscarded) {
+		t.Fatalf("second resume: %v", err)
+	}
+	p.cl.Close()
+	h.restart() // the resume survives a restart
+	if l := h.svc.List(10, ListFilter{TransactionID: uniqID(2)}); len(l) != 1 || l[0].ChecksSent != 0 {
+		t.Fatalf("resumed: %+v", l)
+	}
+	p2 := h.connectProducer("PG", func(checkMsg) Resolution { return ResolutionCommit })
+	h.tick()
+	p2.waitChecks(t, 1)
+	if h.copiesOf(uniqID(2)) != 1 {
+		t.Fatal("resumed transaction not committed by its check")
+	}
+	// Operator commit of a discarded one resumes it first.
+	if r, err := h.svc.End(ctx, EndRequest{TransactionID: uniqID(3), Resolution: ResolutionCommit, Source: SourceOperator}); err != nil || !r.Applied {
+		t.Fatalf("operator commit of discarded: %+v %v", r, err)
+	}
+	d, _ = h.svc.Discarded(10)
+	if len(d) != 2 || d[0].State != StateCommitted || d[1].State != StateCommitted {
+		t.Fatalf("discarded after resolution %+v", d)
+	}
+	st := h.svc.Stats() // counters count since the (re)start
+	if st.Committed.Operator != 1 || st.Committed.Check != 1 || st.Resumed != 1 || st.Pending != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	if h.copiesOf(uniqID(0)) != 1 || h.copiesOf(uniqID(1)) != 0 || h.copiesOf(uniqID(3)) != 1 {
+		t.Fatal("copies")
+	}
+}
+
+func TestRetentionDiscard(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.FileReservedTime = 8 * time.Hour })
+	r := h.prepare("PG", uniqID(1)) // no producer: parked, never checked
+	h.clk.Add(6 * time.Second)
+	h.tick()
+	h.clk.Add(7*time.Hour - 6*time.Second - time.Millisecond)
+	h.tick()
+	if _, ok := h.entry(r.Append.CommitLogOffset); !ok {
+		t.Fatal("discarded too early")
+	}
+	h.clk.Add(time.Millisecond) // 8h less an eighth
+	h.tick()
+	if _, ok := h.entry(r.Append.CommitLogOffset); ok {
+		t.Fatal("not discarded before retention")
+	}
+	d, _ := h.svc.Discarded(1)
+	if len(d) != 1 || d[0].Reason != "retention" {
+		t.Fatalf("%+v", d)
+	}
+}
+
+func TestHandlers(t *testing.T) {
+	h := newHarness(t, nil)
+	srv, err := remoting.NewServer(remoting.ServerConfig{Addr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.svc.Register(srv)
+	srv.Start()
+	defer srv.Close()
+	cl, err := remoting.Dial(context.Background(), srv.Addr().String(), remoting.ClientConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	r := h.prepare("PG", uniqID(1))
+	h.prepare("PG", uniqID(2))
+	end := func(ext map[string]string) *remoting.Command {
+		t.Helper()
+		base := map[string]string{"producerGroup": "PG", "tranStateTableOffset": strconv.FormatInt(r.Append.QueueOffset, 10),
+			"commitLogOffset": strconv.FormatInt(r.Append.CommitLogOffset, 10), "commitOrRollback": "8",
+			"fromTransactionCheck": "false", "msgId": uniqID(1), "transactionId": uniqID(1), "bname": "broker-a"}
+		for k, v := range ext {
+			if v == "-" {
+				delete(base, k)
+			} else {
+				base[k] = v
+			}
+		}
+		resp, err := cl.Invoke(context.Background(), remoting.NewRequest(remoting.ReqEndTransaction, base))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	tests := []struct {
+		name string
+		ext  map[string]string
+		code int32
+	}{
+		{"bad state", map[string]string{"commitOrRollback": "5"}, remoting.RespInvalidParameter},
+		{"group mismatch", map[string]string{"producerGroup": "X"}, remoting.RespTransactionStateGroupWrong},
+		{"unknown offset", map[string]string{"commitLogOffset": "999999"}, remoting.RespQueryNotFound},
+		{"unknown state 0", map[string]string{"commitOrRollback": "0"}, remoting.RespSuccess},
+		{"commit", nil, remoting.RespSuccess},
+		{"repeat", map[string]string{"commitOrRollback": "12"}, remoting.RespSuccess},
+		{"by id only", map[string]string{"commitLogOffset": "-", "tranStateTableOffset": "-", "transactionId": uniqID(2), "msgId": uniqID(2), "commitOrRollback": "12"}, remoting.RespSuccess},
+	}
+	for _, tt := range tests {
+		if resp := end(tt.ext); resp.Code != tt.code {
+			t.Errorf("%s: code %d (%s), want %d", tt.name, resp.Code, resp.Remark, tt.code)
+		}
+	}
+	if h.copiesOf(uniqID(1)) != 1 || h.pendingN() != 0 {
+		t.Fatal("END over the wire did not apply")
+	}
+	resp, err := cl.Invoke(context.Background(), remoting.NewRequest(ReqTxStats, nil))
+	if err != nil || resp.Code != 0 {
+		t.Fatal(err, resp)
+	}
+	var sr StatsResponse
+	if err := json.Unmarshal(resp.Body, &sr); err != nil || sr.BrokerName != "broker-a" || sr.DuplicateEnds != 1 || sr.Committed.Client != 1 {
+		t.Fatalf("stats %s %v", resp.Body, err)
+	}
+	h.prepare("PG", uniqID(3))
+	resp, _ = cl.Invoke(context.Background(), remoting.NewRequest(ReqTxList, map[string]string{"limit": "5"}))
+	var lr ListResponse
+	if err := json.Unmarshal(resp.Body, &lr); err != nil || len(lr.List) != 1 || lr.List[0].TransactionID != uniqID(3) {
+		t.Fatalf("list %s %v", resp.Body, err)
+	}
+	resp, _ = cl.Invoke(context.Background(), remoting.NewRequest(ReqTxRollback, map[string]string{"transactionId": uniqID(3)}))
+	var er EndResult
+	if err := json.Unmarshal(resp.Body, &er); err != nil || !er.Applied || er.State != StateRolledBack {
+		t.Fatalf("rollback %s %v", resp.Body, err)
+	}
+	resp, _ = cl.Invoke(context.Background(), remoting.NewRequest(ReqTxResume, map[string]string{"transactionId": uniqID(3)}))
+	if resp.Code != remoting.RespIllegalOperation {
+		t.Fatalf("resume of rolled back: %d %s", resp.Code, resp.Remark)
+	}
+	resp, _ = cl.Invoke(context.Background(), remoting.NewRequest(ReqTxDiscarded, nil))
+	var dr DiscardedResponse
+	if err := json.Unmarshal(resp.Body, &dr); err != nil || len(dr.List) != 0 {
+		t.Fatalf("discarded %s %v", resp.Body, err)
+	}
+	_ = message.TransHalfTopic
+}

@@ -1,0 +1,33 @@
+// Package interop proves txmq's compatibility with the official Apache
+// RocketMQ clients: its tests drive a real txmq broker with
+// github.com/apache/rocketmq-client-go/v2. It is a separate module so that
+// the product's go.mod stays free of the client and its dependencies.
+//
+// Run it from this directory:
+//
+//	go test -race -count=1 ./...
+//
+// Most tests run a broker and a name server in the test process
+// (internal/testutil.RunBroker, free loopback ports, data in a temporary
+// directory); the restart test builds the real binary once (TestMain) and
+// runs `txmq serve` under SYNC_FLUSH, stopping it with SIGTERM and SIGKILL
+// mid-stream. -short skips the real binary.
+//
+// Environment:
+//
+//	ROCKETMQ_GO_LOG_LEVEL=info|debug  the official client's log (default: errors only)
+//	TXMQ_TEST_LOG_LEVEL=debug         the in-process broker's log, shown for failed tests and with -v
+//
+// The official client keeps broadcasting offsets in files under
+// $rocketmq.client.localOffsetStoreDir (default ~/.rocketmq_client_go),
+// read once at start-up, so TestMain re-runs the test binary with that
+// variable pointing at a temporary directory.
+//
+// Workarounds for the client (not for txmq), each explained where it is
+// applied: every producer and consumer gets its own instance name (the
+// client shares one connection, clientID and name-server list per
+// instance); consumers are shut down only after their rebalancing has
+// settled, and the pull test uses the lite-pull API rather than PullFrom,
+// because both would otherwise trip data races inside the client under
+// -race.
+package interop
