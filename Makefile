@@ -18,7 +18,7 @@ test-short:
 	$(GO) test -count=1 ./...
 
 fuzz:
-	FUZZTIME=60s bash scripts/test.sh
+	FUZZSCALE=20 bash scripts/test.sh
 
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
