@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/txmq/txmq/internal/message"
+	"github.com/txmq/txmq/internal/store/mmapfile"
 )
 
 var benchSizes = []struct {
@@ -115,7 +116,7 @@ func BenchmarkRawWriteFdatasync(b *testing.B) {
 				}
 				defer f.Close()
 				const fileSize = 1 << 30
-				if err := preallocate(f, 0, fileSize); err != nil {
+				if err := mmapfile.Preallocate(f, 0, fileSize); err != nil {
 					b.Fatal(err)
 				}
 				buf := make([]byte, recLen*batch)

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/txmq/txmq/internal/fsutil"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -62,7 +64,7 @@ func writeCheckpoint(dir string, off int64) error {
 	if err := os.Rename(tmp, filepath.Join(dir, checkpointFileName)); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return fsutil.SyncDir(dir)
 }
 
 // checkpoint makes consume queues and index durable up to the visible end

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/txmq/txmq/internal/fsutil"
 	"github.com/txmq/txmq/internal/message"
 	"github.com/txmq/txmq/internal/store/consumequeue"
 	"github.com/txmq/txmq/internal/store/index"
@@ -53,7 +54,7 @@ func (s *Store) recover() error {
 			return fmt.Errorf("store: create segment: %w", err)
 		}
 		s.segs = append(s.segs, seg)
-		if err := syncDir(s.clDir); err != nil {
+		if err := fsutil.SyncDir(s.clDir); err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
 		return s.finishRecovery(start, start)
@@ -302,7 +303,7 @@ func (s *Store) finishRecovery(from, end int64) error {
 	if len(s.segs) > k+1 {
 		clear(s.segs[k+1:])
 		s.segs = s.segs[:k+1]
-		if err := syncDir(s.clDir); err != nil {
+		if err := fsutil.SyncDir(s.clDir); err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
 	}

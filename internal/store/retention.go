@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/txmq/txmq/internal/fsutil"
 )
 
 // cleanLoop runs a retention round every CleanInterval.
@@ -77,7 +79,7 @@ func (s *Store) clean(now time.Time) (int, error) {
 	if deleted == 0 {
 		return 0, nil
 	}
-	if err := syncDir(s.clDir); err != nil {
+	if err := fsutil.SyncDir(s.clDir); err != nil {
 		return deleted, fmt.Errorf("store: %w", err)
 	}
 	s.segMu.RLock()

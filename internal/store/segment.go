@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+
+	"github.com/txmq/txmq/internal/store/mmapfile"
 )
 
 // segmentFile is the part of a segment's file the commit log writes
@@ -96,7 +98,7 @@ func openSegment(dir string, start, size int64, create bool, wrap func(segmentFi
 		return fail(fmt.Errorf("%w: segment %s is %d bytes, SegmentSize is %d (was the segment size changed?)", ErrCorrupt, path, st.Size(), size))
 	}
 	if st.Size() < size {
-		if err := preallocate(f, st.Size(), size); err != nil {
+		if err := mmapfile.Preallocate(f, st.Size(), size); err != nil {
 			return fail(fmt.Errorf("preallocate %s: %w", path, err))
 		}
 	}
@@ -109,26 +111,6 @@ func openSegment(dir string, start, size int64, create bool, wrap func(segmentFi
 		sf = wrap(sf)
 	}
 	return &segment{start: start, path: path, f: sf, data: data}, nil
-}
-
-// preallocate grows f from cur to size bytes of zeros. fallocate(2)
-// reserves the blocks (a full disk shows up here, at segment creation,
-// rather than in the middle of a batch); where the filesystem cannot,
-// ftruncate makes a sparse file.
-func preallocate(f *os.File, cur, size int64) error {
-	for {
-		err := syscall.Fallocate(int(f.Fd()), 0, cur, size-cur)
-		if err == nil {
-			return nil
-		}
-		if err == syscall.EINTR {
-			continue
-		}
-		if err == syscall.EOPNOTSUPP || err == syscall.ENOSYS {
-			return f.Truncate(size)
-		}
-		return err
-	}
 }
 
 // Linux fallocate(2) modes.
@@ -205,15 +187,4 @@ func (s *segment) close() error {
 		err = cerr
 	}
 	return err
-}
-
-// syncDir fsyncs a directory so that created, renamed or removed entries
-// are durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

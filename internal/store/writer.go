@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/txmq/txmq/internal/fsutil"
 	"github.com/txmq/txmq/internal/message"
 	"github.com/txmq/txmq/internal/store/consumequeue"
 )
@@ -343,7 +344,7 @@ func (s *Store) roll(start int64) error {
 	seg, err := openSegment(s.clDir, start, s.cfg.SegmentSize, true, s.cfg.wrapFile)
 	if err == nil {
 		// The new name must be durable before records in it are acknowledged.
-		if err = syncDir(s.clDir); err != nil {
+		if err = fsutil.SyncDir(s.clDir); err != nil {
 			seg.close()
 		}
 	}

@@ -13,6 +13,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/txmq/txmq/internal/fsutil"
+	"github.com/txmq/txmq/internal/store/mmapfile"
 )
 
 // On-disk format constants.
@@ -237,7 +240,7 @@ func (q *Queue) load() error {
 			}
 			break
 		}
-		data, resized, err := mapFile(nm.path, q.fileSize, false)
+		data, resized, err := mmapfile.Map(nm.path, q.fileSize, false)
 		if err != nil {
 			q.unmapAll(files)
 			return fmt.Errorf("open consume queue %s: %w", q.dir, err)
@@ -305,7 +308,7 @@ scan:
 	}
 	for _, f := range files[endFile+1:] {
 		q.log.Warn("removing consume queue file past the end", "path", f.path)
-		_ = unmap(f.data)
+		_ = mmapfile.Unmap(f.data)
 		q.removeFile(f.path)
 	}
 	files = files[:endFile+1]
@@ -352,7 +355,7 @@ func (q *Queue) removeFile(path string) {
 
 func (q *Queue) unmapAll(files []*mappedFile) {
 	for _, f := range files {
-		_ = unmap(f.data)
+		_ = mmapfile.Unmap(f.data)
 		f.data = nil
 	}
 }
@@ -464,7 +467,7 @@ func (q *Queue) restartLocked(off int64) {
 	q.lastClo = -1
 	q.mapMu.Unlock()
 	for _, f := range old {
-		_ = unmap(f.data)
+		_ = mmapfile.Unmap(f.data)
 		q.removeFile(f.path)
 	}
 }
@@ -479,11 +482,11 @@ func (q *Queue) newFileLocked(base int64) (*mappedFile, error) {
 		q.parentsDirty.Store(true)
 	}
 	path := filepath.Join(q.dir, fmt.Sprintf("%020d", base*EntrySize))
-	data, _, err := mapFile(path, q.fileSize, true)
+	data, _, err := mmapfile.Map(path, q.fileSize, true)
 	if errors.Is(err, os.ErrExist) {
 		// A stale file (e.g. left by a failed removal): replace it.
 		_ = os.Remove(path)
-		data, _, err = mapFile(path, q.fileSize, true)
+		data, _, err = mmapfile.Map(path, q.fileSize, true)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("create consume queue file: %w", err)
@@ -601,7 +604,7 @@ func (q *Queue) TruncateFrom(commitLogOffset int64) error {
 	}
 	// mapMu is write-locked: no reader can be using the removed files.
 	for _, f := range removed {
-		_ = unmap(f.data)
+		_ = mmapfile.Unmap(f.data)
 		q.removeFile(f.path)
 	}
 	return nil
@@ -649,7 +652,7 @@ func (q *Queue) DeleteBefore(minCommitLogOffset int64) (removedFiles int, err er
 	q.mapMu.Unlock()
 	// Every reader that could see the old files has released mapMu.
 	for _, f := range files[:n] {
-		_ = unmap(f.data)
+		_ = mmapfile.Unmap(f.data)
 		q.removeFile(f.path)
 	}
 	return n, nil
@@ -706,21 +709,21 @@ func (q *Queue) Sync() error {
 func (q *Queue) syncLocked() error {
 	for _, f := range *q.files.Load() {
 		if f.dirty.Swap(false) {
-			if err := msync(f.data); err != nil {
+			if err := mmapfile.Msync(f.data); err != nil {
 				f.dirty.Store(true)
 				return fmt.Errorf("sync %s: %w", f.path, err)
 			}
 		}
 	}
 	if q.dirDirty.Swap(false) {
-		if err := syncDir(q.dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := fsutil.SyncDir(q.dir); err != nil && !errors.Is(err, os.ErrNotExist) {
 			q.dirDirty.Store(true)
 			return err
 		}
 	}
 	if q.parentsDirty.Swap(false) {
 		for _, d := range []string{filepath.Dir(q.dir), q.root} {
-			if err := syncDir(d); err != nil && !errors.Is(err, os.ErrNotExist) {
+			if err := fsutil.SyncDir(d); err != nil && !errors.Is(err, os.ErrNotExist) {
 				q.parentsDirty.Store(true)
 				return err
 			}
@@ -762,7 +765,7 @@ func (q *Queue) Destroy() error {
 		return fmt.Errorf("destroy consume queue %s: %w", q.dir, err)
 	}
 	_ = os.Remove(filepath.Dir(q.dir)) // fails unless empty
-	if err := syncDir(filepath.Dir(q.dir)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := fsutil.SyncDir(filepath.Dir(q.dir)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	return nil

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+
+	"github.com/txmq/txmq/internal/fsutil"
 )
 
 // queueKey identifies a queue in a Set without building a string.
@@ -149,7 +151,7 @@ func (s *Set) DeleteTopic(topic string) error {
 	if err := os.RemoveAll(dir); err != nil {
 		errs = append(errs, fmt.Errorf("delete topic %s: %w", dir, err))
 	}
-	if err := syncDir(s.root); err != nil {
+	if err := fsutil.SyncDir(s.root); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -11,6 +11,9 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+
+	"github.com/txmq/txmq/internal/fsutil"
+	"github.com/txmq/txmq/internal/store/mmapfile"
 )
 
 // Defaults, as RocketMQ's.
@@ -120,7 +123,7 @@ func (x *Index) load() ([]*indexFile, error) {
 	var files []*indexFile
 	fail := func(err error) ([]*indexFile, error) {
 		for _, f := range files {
-			_ = unmap(f.data)
+			_ = mmapfile.Unmap(f.data)
 		}
 		return nil, err
 	}
@@ -164,7 +167,7 @@ func (x *Index) load() ([]*indexFile, error) {
 		}
 		if bad != "" {
 			x.log.Warn(bad, "path", f.path)
-			_ = unmap(f.data)
+			_ = mmapfile.Unmap(f.data)
 			x.removeFile(f.path)
 			continue
 		}
@@ -189,7 +192,7 @@ func (x *Index) loadFile(path string, name int64) (*indexFile, error) {
 		x.removeFile(path)
 		return nil, nil
 	}
-	data, _, err := mapFile(path, int(size), false)
+	data, _, err := mmapfile.Map(path, int(size), false)
 	if err != nil {
 		return nil, fmt.Errorf("open index file: %w", err)
 	}
@@ -199,7 +202,7 @@ func (x *Index) loadFile(path string, name int64) (*indexFile, error) {
 		slots < 1 || slots > maxGeometry || capacity < 1 || capacity > maxGeometry ||
 		fileSize(int(slots), int(capacity)) != size {
 		x.log.Warn("removing index file with bad header", "path", path)
-		_ = unmap(data)
+		_ = mmapfile.Unmap(data)
 		x.removeFile(path)
 		return nil, nil
 	}
@@ -295,7 +298,7 @@ func (x *Index) Add(key string, commitLogOffset int64, storeTimestamp int64) err
 // markUnclean clears the clean flag of f on disk before it is modified.
 func markUnclean(f *indexFile) error {
 	f.setCleanFlag(false)
-	if err := msync(f.data[:min(len(f.data), os.Getpagesize())]); err != nil {
+	if err := mmapfile.Msync(f.data[:min(len(f.data), os.Getpagesize())]); err != nil {
 		return fmt.Errorf("sync index header %s: %w", f.path, err)
 	}
 	f.clean.Store(false)
@@ -305,10 +308,10 @@ func markUnclean(f *indexFile) error {
 func (x *Index) newFileLocked(name int64) (*indexFile, error) {
 	path := filepath.Join(x.root, fmt.Sprintf("%020d", name))
 	size := fileSize(x.slots, x.capacity)
-	data, _, err := mapFile(path, int(size), true)
+	data, _, err := mmapfile.Map(path, int(size), true)
 	if errors.Is(err, os.ErrExist) {
 		_ = os.Remove(path)
-		data, _, err = mapFile(path, int(size), true)
+		data, _, err = mmapfile.Map(path, int(size), true)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("create index file: %w", err)
@@ -423,7 +426,7 @@ func (x *Index) TruncateFrom(commitLogOffset int64) error {
 	x.files.Store(&ns)
 	x.maxOff.Store(maxOff)
 	for _, f := range files[keep:] {
-		_ = unmap(f.data)
+		_ = mmapfile.Unmap(f.data)
 		x.removeFile(f.path)
 	}
 	return nil
@@ -452,7 +455,7 @@ func (x *Index) DeleteBefore(minCommitLogOffset int64) (int, error) {
 	x.mapMu.Unlock()
 	// No reader can hold the removed files any more.
 	for _, f := range files[:n] {
-		_ = unmap(f.data)
+		_ = mmapfile.Unmap(f.data)
 		x.removeFile(f.path)
 	}
 	return n, nil
@@ -476,14 +479,14 @@ func (x *Index) Sync() error {
 func (x *Index) syncFiles(files []*indexFile, closing bool) error {
 	for i, f := range files {
 		if f.dirty.Swap(false) {
-			if err := msync(f.data); err != nil {
+			if err := mmapfile.Msync(f.data); err != nil {
 				f.dirty.Store(true)
 				return fmt.Errorf("sync index file %s: %w", f.path, err)
 			}
 		}
 		if (closing || i < len(files)-1) && !f.clean.Load() {
 			f.setCleanFlag(true)
-			if err := msync(f.data[:min(len(f.data), os.Getpagesize())]); err != nil {
+			if err := mmapfile.Msync(f.data[:min(len(f.data), os.Getpagesize())]); err != nil {
 				f.setCleanFlag(false)
 				return fmt.Errorf("sync index header %s: %w", f.path, err)
 			}
@@ -491,7 +494,7 @@ func (x *Index) syncFiles(files []*indexFile, closing bool) error {
 		}
 	}
 	if x.dirDirty.Swap(false) {
-		if err := syncDir(x.root); err != nil {
+		if err := fsutil.SyncDir(x.root); err != nil {
 			x.dirDirty.Store(true)
 			return err
 		}
@@ -513,7 +516,7 @@ func (x *Index) Close() error {
 	err := x.syncFiles(files, true)
 	x.closed.Store(true)
 	for _, f := range files {
-		_ = unmap(f.data)
+		_ = mmapfile.Unmap(f.data)
 		f.data = nil
 	}
 	empty := []*indexFile{}

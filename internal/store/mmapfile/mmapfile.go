@@ -1,4 +1,7 @@
-package consumequeue
+// Package mmapfile holds the memory-mapped-file primitives the store's
+// derived files (consume queues, index) are built on: map a preallocated
+// file, msync a range, unmap; and the preallocation the commit log uses.
+package mmapfile
 
 import (
 	"fmt"
@@ -7,12 +10,12 @@ import (
 	"unsafe"
 )
 
-// mapFile opens (creating it if create is set) the file at path, makes it
+// Map opens (creating it if create is set) the file at path, makes it
 // exactly size bytes long (preallocating blocks so that writes through the
 // mapping cannot hit ENOSPC as SIGBUS) and maps it read-write and shared. The
-// file descriptor is closed before returning: the mapping keeps the file alive.
-// resized reports whether the on-disk size had to be changed.
-func mapFile(path string, size int, create bool) (data []byte, resized bool, err error) {
+// file descriptor is closed before returning: the mapping keeps the file
+// alive. resized reports whether the on-disk size had to be changed.
+func Map(path string, size int, create bool) (data []byte, resized bool, err error) {
 	flag := os.O_RDWR
 	if create {
 		flag |= os.O_CREATE | os.O_EXCL
@@ -32,7 +35,7 @@ func mapFile(path string, size int, create bool) (data []byte, resized bool, err
 			if err := f.Truncate(int64(size)); err != nil {
 				return nil, false, fmt.Errorf("truncate %s: %w", path, err)
 			}
-		} else if err := preallocate(f, int64(size)); err != nil {
+		} else if err := Preallocate(f, st.Size(), int64(size)); err != nil {
 			return nil, false, fmt.Errorf("preallocate %s: %w", path, err)
 		}
 	}
@@ -43,45 +46,23 @@ func mapFile(path string, size int, create bool) (data []byte, resized bool, err
 	return data, resized, nil
 }
 
-// preallocate extends f to size bytes with real blocks where the file system
-// supports it, and with a sparse ftruncate otherwise.
-func preallocate(f *os.File, size int64) error {
-	if err := fallocate(f, size); err == nil {
-		return nil
-	}
-	return f.Truncate(size)
-}
-
-func unmap(b []byte) error {
+// Unmap releases a mapping made by Map.
+func Unmap(b []byte) error {
 	if len(b) == 0 {
 		return nil
 	}
 	return syscall.Munmap(b)
 }
 
-// msync flushes the mapped range b (which must start on a page boundary) to
+// Msync flushes the mapped range b (which must start on a page boundary) to
 // stable storage.
-func msync(b []byte) error {
+func Msync(b []byte) error {
 	if len(b) == 0 {
 		return nil
 	}
 	_, _, errno := syscall.Syscall(syscall.SYS_MSYNC, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), syscall.MS_SYNC)
 	if errno != 0 {
 		return errno
-	}
-	return nil
-}
-
-// syncDir fsyncs a directory so that file creations and removals in it are
-// durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync dir %s: %w", dir, err)
 	}
 	return nil
 }
