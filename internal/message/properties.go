@@ -1,7 +1,9 @@
 package message
 
 import (
+	"bytes"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -59,19 +61,29 @@ const (
 	PropTraceContext             = "TRACE_CONTEXT"
 )
 
+// nextItem splits the first entry off encoded properties s.
+func nextItem(s string) (item, rest string) {
+	if i := strings.IndexByte(s, PropertySeparator); i >= 0 {
+		return s[:i], s[i+1:]
+	}
+	return s, ""
+}
+
+// splitPair splits an entry into key and value; ok is false unless it
+// holds exactly one name/value separator.
+func splitPair(item string) (k, v string, ok bool) {
+	k, v, ok = strings.Cut(item, string(NameValueSeparator))
+	return k, v, ok && strings.IndexByte(v, NameValueSeparator) < 0
+}
+
 // Property returns the value of key in the encoded properties s without
 // allocating. Entries that are not exactly key\x01value are skipped, as the
 // clients do.
 func Property(s, key string) (string, bool) {
 	for len(s) > 0 {
 		var item string
-		if i := strings.IndexByte(s, PropertySeparator); i >= 0 {
-			item, s = s[:i], s[i+1:]
-		} else {
-			item, s = s, ""
-		}
-		k, v, ok := strings.Cut(item, string(NameValueSeparator))
-		if ok && k == key && strings.IndexByte(v, NameValueSeparator) < 0 {
+		item, s = nextItem(s)
+		if k, v, ok := splitPair(item); ok && k == key {
 			return v, true
 		}
 	}
@@ -82,33 +94,19 @@ func Property(s, key string) (string, bool) {
 // The result is a new string only when found.
 func PropertyBytes(b []byte, key string) (string, bool) {
 	for len(b) > 0 {
-		var item []byte
-		i := indexByte(b, PropertySeparator)
-		if i >= 0 {
+		item := b
+		if i := bytes.IndexByte(b, PropertySeparator); i >= 0 {
 			item, b = b[:i], b[i+1:]
 		} else {
-			item, b = b, nil
+			b = nil
 		}
-		j := indexByte(item, NameValueSeparator)
-		if j < 0 || string(item[:j]) != key {
+		j := bytes.IndexByte(item, NameValueSeparator)
+		if j < 0 || string(item[:j]) != key || bytes.IndexByte(item[j+1:], NameValueSeparator) >= 0 {
 			continue
 		}
-		v := item[j+1:]
-		if indexByte(v, NameValueSeparator) >= 0 {
-			continue
-		}
-		return string(v), true
+		return string(item[j+1:]), true
 	}
 	return "", false
-}
-
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
-		}
-	}
-	return -1
 }
 
 // ParseProperties decodes s into a map. Malformed entries are skipped.
@@ -116,13 +114,8 @@ func ParseProperties(s string) map[string]string {
 	m := make(map[string]string, strings.Count(s, string(PropertySeparator))+1)
 	for len(s) > 0 {
 		var item string
-		if i := strings.IndexByte(s, PropertySeparator); i >= 0 {
-			item, s = s[:i], s[i+1:]
-		} else {
-			item, s = s, ""
-		}
-		k, v, ok := strings.Cut(item, string(NameValueSeparator))
-		if ok && strings.IndexByte(v, NameValueSeparator) < 0 {
+		item, s = nextItem(s)
+		if k, v, ok := splitPair(item); ok {
 			m[k] = v
 		}
 	}
@@ -176,28 +169,15 @@ func RemoveProperties(s string, keys ...string) string {
 	b.Grow(len(s))
 	for len(s) > 0 {
 		var item string
-		if i := strings.IndexByte(s, PropertySeparator); i >= 0 {
-			item, s = s[:i], s[i+1:]
-		} else {
-			item, s = s, ""
-		}
+		item, s = nextItem(s)
 		k, _, ok := strings.Cut(item, string(NameValueSeparator))
-		if !ok || contains(keys, k) {
+		if !ok || slices.Contains(keys, k) {
 			continue
 		}
 		b.WriteString(item)
 		b.WriteByte(PropertySeparator)
 	}
 	return b.String()
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // ValidateProperties checks that b is empty or a sequence of
@@ -212,11 +192,11 @@ func ValidateProperties(b []byte) error {
 		return fmt.Errorf("%w: does not end with the separator", ErrBadProperties)
 	}
 	for len(b) > 0 {
-		i := indexByte(b, PropertySeparator)
+		i := bytes.IndexByte(b, PropertySeparator)
 		item := b[:i]
 		b = b[i+1:]
-		j := indexByte(item, NameValueSeparator)
-		if j <= 0 || indexByte(item[j+1:], NameValueSeparator) >= 0 {
+		j := bytes.IndexByte(item, NameValueSeparator)
+		if j <= 0 || bytes.IndexByte(item[j+1:], NameValueSeparator) >= 0 {
 			return fmt.Errorf("%w: entry %q", ErrBadProperties, item)
 		}
 	}
@@ -233,13 +213,8 @@ func NormalizeProperties(s string) string {
 	var b strings.Builder
 	for len(s) > 0 {
 		var item string
-		if i := strings.IndexByte(s, PropertySeparator); i >= 0 {
-			item, s = s[:i], s[i+1:]
-		} else {
-			item, s = s, ""
-		}
-		k, v, ok := strings.Cut(item, string(NameValueSeparator))
-		if !ok || k == "" || strings.IndexByte(v, NameValueSeparator) >= 0 {
+		item, s = nextItem(s)
+		if k, _, ok := splitPair(item); !ok || k == "" {
 			continue
 		}
 		b.WriteString(item)
