@@ -17,6 +17,7 @@ import (
 	"github.com/txmq/txmq/internal/config"
 	"github.com/txmq/txmq/internal/message"
 	"github.com/txmq/txmq/internal/remoting"
+	"github.com/txmq/txmq/internal/schedule"
 	"github.com/txmq/txmq/internal/store"
 	"github.com/txmq/txmq/internal/txn"
 )
@@ -53,11 +54,15 @@ type Broker struct {
 	putHooks []putHook // run in order before a message is stored (send.go)
 	// txn is the transaction service; txnHook lets the store's record hook
 	// reach it (the store is opened before the service exists).
-	txn      *txn.Service
-	txnHook  atomic.Pointer[txn.Service]
-	bootTime time.Time
-	uniq     uniqIDGen
-	nextQID  qidCounter
+	txn     *txn.Service
+	txnHook atomic.Pointer[txn.Service]
+	// sched is the schedule service (delay levels, timers); schedHook lets
+	// the store's record hook reach it, like txnHook.
+	sched     *schedule.Service
+	schedHook atomic.Pointer[schedule.Service]
+	bootTime  time.Time
+	uniq      uniqIDGen
+	nextQID   qidCounter
 
 	life lifecycle
 }
@@ -95,7 +100,7 @@ func New(cfg config.Config, opts Options) (*Broker, error) {
 	b := &Broker{cfg: cfg, log: log, bootTime: time.Now()}
 	b.life.init()
 	b.holds = newPullHolds(b)
-	b.putHooks = defaultPutHooks()
+	b.putHooks = b.defaultPutHooks()
 
 	scfg := store.DefaultConfig(root)
 	scfg.SegmentSize = cfg.MappedFileSizeCommitLog
@@ -115,9 +120,14 @@ func New(cfg config.Config, opts Options) (*Broker, error) {
 		scfg.Logger = slog.Default()
 	}
 	scfg.OnDispatch = b.holds.notify
+	// One record hook for the services that follow the commit log; each
+	// costs a topic comparison for ordinary records.
 	scfg.OnRecord = func(off int64, v message.View) {
 		if t := b.txnHook.Load(); t != nil {
 			t.OnRecord(off, v)
+		}
+		if s := b.schedHook.Load(); s != nil {
+			s.OnRecord(off, v)
 		}
 	}
 	st, err := store.Open(scfg)
@@ -184,6 +194,23 @@ func New(cfg config.Config, opts Options) (*Broker, error) {
 	}
 	b.txn = tx
 	b.txnHook.Store(tx)
+	levels, err := config.ParseDelayLevels(cfg.MessageDelayLevel)
+	if err != nil { // Validate checked it
+		_ = srv.Close()
+		return fail(fmt.Errorf("broker: messageDelayLevel: %w", err))
+	}
+	sched, err := schedule.New(schedule.Config{
+		DelayLevels:   levels,
+		TimerMaxDelay: time.Duration(cfg.TimerMaxDelaySec) * time.Second,
+		Logger:        log,
+		SnapshotDir:   metaDir,
+	}, st)
+	if err != nil {
+		_ = srv.Close()
+		return fail(fmt.Errorf("broker: %w", err))
+	}
+	b.sched = sched
+	b.schedHook.Store(sched)
 	b.pool = remoting.NewPool(remoting.ClientConfig{DialTimeout: 3 * time.Second, Logger: log})
 	b.reg = newRegistrar(b, namesrvs)
 	b.topics.onChange = func() { b.reg.kickWait(registerTimeout) }
@@ -296,6 +323,11 @@ func (b *Broker) Start() error {
 	if err := b.txn.Start(context.Background()); err != nil {
 		return fmt.Errorf("broker: %w", err)
 	}
+	// So does the schedule service; messages that fell due while the
+	// broker was down are delivered as soon as it has started.
+	if err := b.sched.Start(context.Background()); err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
 	if err := b.srv.Start(); err != nil {
 		return fmt.Errorf("broker: %w", err)
 	}
@@ -341,7 +373,11 @@ func (b *Broker) shutdown(ctx context.Context) error {
 	if err := b.persistAll(); err != nil {
 		errs = append(errs, err)
 	}
-	// The transaction service flushes the store and writes its snapshot.
+	// The schedule and transaction services flush the store and write
+	// their snapshots.
+	if err := b.sched.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("broker: close schedule service: %w", err))
+	}
 	if err := b.txn.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("broker: close transaction service: %w", err))
 	}

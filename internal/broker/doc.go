@@ -5,13 +5,17 @@
 // A Broker owns the remoting server, the store, the client registry
 // (package clients), topic and subscription-group configuration, consumer
 // offsets, long-polling pulls and the name-server registration loop. One
-// file per group of request codes: send.go (10, 310, 320, 36), pull.go and
+// file per group of request codes: send.go (10, 310, 320), sendback.go
+// (36), pull.go and
 // longpoll.go (11), offset.go (14, 15, 29, 30, 31, 32), query.go (12, 33),
 // admin.go (17, 21, 28, 200, 201, 202, 208, 215); topics.go and groups.go
 // hold the configuration tables, register.go the name-server loop. The
 // client registry (package clients) serves HEART_BEAT (34),
 // UNREGISTER_CLIENT (35), GET_CONSUMER_LIST_BY_GROUP (38) and
-// LOCK/UNLOCK_BATCH_MQ (41/42) on the same server.
+// LOCK/UNLOCK_BATCH_MQ (41/42) on the same server. The schedule service
+// (package schedule) diverts delay and timer messages through the send
+// path's put hook and follows the commit log through the store's record
+// hook, as the transaction service does.
 //
 // Topic changes (creation, auto-creation on SEND, %RETRY%<group> on a
 // consumer heartbeat, deletion) re-register with every name server before
@@ -39,17 +43,18 @@
 //
 // Where txmq knowingly differs from Apache RocketMQ's Java broker:
 //
-//   - Transactional (TRAN_MSG=true or sysFlag prepared) and delay/timer
-//     (DELAY > 0, TIMER_*) sends are refused until the transaction and
-//     schedule services land: NO_PERMISSION "transactional messages are not
-//     enabled on this broker yet" and MESSAGE_ILLEGAL "delay messages are
-//     not supported yet". Java stores them. The refusals are put hooks
-//     (send.go) that those services replace.
-//   - CONSUMER_SEND_MSG_BACK (36) answers SYSTEM_ERROR "not supported yet";
-//     the Go client then falls back to a plain send to %RETRY%<group>, which
-//     carries DELAY and is therefore refused too for now. Sends to
-//     %RETRY%<group> whose reconsumeTimes exceed maxReconsumeTimes go to
-//     %DLQ%<group> without delay, as Java does.
+//   - Delay levels above the highest configured level are clamped to it
+//     (as Java does); a malformed DELAY or TIMER_* value, or a timer more
+//     than timerMaxDelaySec ahead, is MESSAGE_ILLEGAL with the reason.
+//     Timer messages are delivered at their exact millisecond (Java rounds
+//     down to timerPrecisionMs, so may deliver up to 1 s early). Delayed
+//     batch items are refused. See docs/compat.md.
+//   - CONSUMER_SEND_MSG_BACK (sendback.go) follows Java; a group missing
+//     from the configuration is created when autoCreateSubscriptionGroup
+//     is on. Sends to %RETRY%<group> whose reconsumeTimes exceed
+//     maxReconsumeTimes go to %DLQ%<group> without delay, as Java does;
+//     txmq does not also dead-letter retries of groups holding orderly
+//     locks.
 //   - An invalid topic name in a send is MESSAGE_ILLEGAL (13); Java answers
 //     SYSTEM_ERROR, which the Go client retries on another broker. Sending to
 //     any system topic (TBW102, RMQ_SYS_*, SCHEDULE_TOPIC_XXXX, the

@@ -5,8 +5,9 @@ package broker
 // parse the header, check the topic (name, reserved, exists or auto-create,
 // write permission), the queue id and the body size, build the
 // message.Ext (born host = the peer, store host = AdvertisedAddr), route
-// retry sends that ran out of attempts to %DLQ%<group>, run the put hooks,
-// and append to the store. The response carries msgId (offset message id;
+// retry sends that ran out of attempts to %DLQ%<group>, run the put hooks
+// (the schedule service diverts delay and timer messages), and append to
+// the store. The response carries msgId (offset message id;
 // batches: comma-joined), queueId, queueOffset (batch: the first),
 // transactionId (UNIQ_KEY), MSG_REGION and TRACE_ON.
 //
@@ -101,12 +102,21 @@ func parseSendHeader(req *remoting.Command) (h sendHeader, err error) {
 // on the handler's goroutine, once per message (per batch item).
 type putHook func(ctx context.Context, m *message.Ext) error
 
-// defaultPutHooks are the hooks of a broker without the schedule
-// service: they refuse what that service would divert, so such messages
-// are never delivered early. (Half messages never reach the hooks: the
-// send path hands them to the transaction service.)
-func defaultPutHooks() []putHook {
-	return []putHook{refuseDelayed}
+// defaultPutHooks are the broker's hooks: the schedule service diverts
+// delay-level and timer messages to their schedule topics. (Half messages
+// never reach the hooks: the send path hands them to the transaction
+// service.)
+func (b *Broker) defaultPutHooks() []putHook {
+	return []putHook{b.scheduleHook}
+}
+
+// scheduleHook diverts a delayed message (schedule.Service.Divert);
+// malformed or out-of-range delay properties are MESSAGE_ILLEGAL.
+func (b *Broker) scheduleHook(_ context.Context, m *message.Ext) error {
+	if err := b.sched.Divert(m); err != nil {
+		return codeErr(respMessageIllegal, "%v", err)
+	}
+	return nil
 }
 
 // isHalf reports whether m is a transactional half message (TRAN_MSG=true,
@@ -135,21 +145,6 @@ func (b *Broker) sendHalf(ctx context.Context, req *remoting.Command, m *message
 	resp.SetExt(message.PropMsgRegion, defaultRegion)
 	resp.SetExt(message.PropTraceSwitch, "true")
 	return resp, nil
-}
-
-// refuseDelayed refuses messages with a delay level or a timer property.
-func refuseDelayed(_ context.Context, m *message.Ext) error {
-	if v, ok := message.Property(m.Properties, message.PropDelayTimeLevel); ok {
-		if lvl, err := strconv.Atoi(strings.TrimSpace(v)); err != nil || lvl > 0 {
-			return codeErr(respMessageIllegal, "delay messages are not supported yet (DELAY=%q)", v)
-		}
-	}
-	for _, k := range [...]string{message.PropTimerDeliverMs, message.PropTimerDelaySec, message.PropTimerDelayMs} {
-		if v, ok := message.Property(m.Properties, k); ok {
-			return codeErr(respMessageIllegal, "delay messages are not supported yet (%s=%q)", k, v)
-		}
-	}
-	return nil
 }
 
 var extPool = sync.Pool{New: func() any { return new(message.Ext) }}
@@ -234,7 +229,8 @@ func (b *Broker) sendBatch(ctx context.Context, c *remoting.Conn, req *remoting.
 			return nil, err
 		}
 		if m.Topic != topic || m.QueueID != qid {
-			return nil, codeErr(respMessageIllegal, "batch item %d cannot be diverted to another topic or queue", i)
+			return nil, codeErr(respMessageIllegal,
+				"batch item %d has a DELAY or TIMER_* property: delay and timer messages cannot be batched", i)
 		}
 		ptrs[i] = m
 	}
@@ -320,7 +316,7 @@ func (b *Broker) routeRetry(m *message.Ext, h *sendHeader) error {
 	group := m.Topic[len(message.RetryGroupTopicPrefix):]
 	maxTimes := h.maxReconsumeTimes
 	if maxTimes < 0 {
-		maxTimes = 16
+		maxTimes = defaultMaxReconsumeTimes
 		if gc, ok := b.groups.get(group); ok {
 			maxTimes = int32(gc.RetryMaxTimes)
 		}
@@ -367,13 +363,6 @@ func (b *Broker) storeErr(what string, err error) error {
 		b.log.Warn("store append failed", slog.String("op", what), slog.Any("err", err))
 		return &remoting.CodeError{Code: respSystemError, Msg: what + ": " + err.Error(), Err: err}
 	}
-}
-
-// handleSendBack answers CONSUMER_SEND_MSG_BACK until the retry service
-// exists: SYSTEM_ERROR makes the Go client fall back to a plain send to
-// %RETRY%<group>.
-func (b *Broker) handleSendBack(_ context.Context, _ *remoting.Conn, req *remoting.Command) (*remoting.Command, error) {
-	return nil, codeErr(respSystemError, "CONSUMER_SEND_MSG_BACK is not supported yet; send the message to the retry topic instead")
 }
 
 // qidCounter picks queues round-robin for sends with queueId < 0.

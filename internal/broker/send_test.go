@@ -154,11 +154,14 @@ func TestSendRefusals(t *testing.T) {
 		{"transactional with delay", sendReq("T", 0, []byte("x"), props("TRAN_MSG", "true", "PGROUP", "PG", "DELAY", "2")), remoting.RespMessageIllegal, "cannot be delayed"},
 		{"transactional batch", sendV2Req(remoting.ReqSendBatchMessage, "T", 0,
 			message.AppendBatchItem(nil, message.BatchItem{Body: []byte("x"), Properties: props("TRAN_MSG", "true")}), ""), remoting.RespMessageIllegal, "cannot be batched"},
-		{"delay", sendReq("T", 0, []byte("x"), props("DELAY", "3")), remoting.RespMessageIllegal, "delay messages are not supported"},
-		{"timer", sendReq("T", 0, []byte("x"), props("TIMER_DELIVER_MS", "99999999999999")), remoting.RespMessageIllegal, "delay messages"},
+		{"malformed delay level", sendReq("T", 0, []byte("x"), props("DELAY", "soon")), remoting.RespMessageIllegal, `DELAY="soon"`},
+		{"timer beyond max", sendReq("T", 0, []byte("x"), props("TIMER_DELIVER_MS", "99999999999999")), remoting.RespMessageIllegal, "timerMaxDelaySec=259200"},
+		{"timer delay beyond max", sendReq("T", 0, []byte("x"), props("TIMER_DELAY_SEC", "259201")), remoting.RespMessageIllegal, "timerMaxDelaySec"},
+		{"malformed timer", sendReq("T", 0, []byte("x"), props("TIMER_DELAY_MS", "1.5")), remoting.RespMessageIllegal, `TIMER_DELAY_MS="1.5"`},
+		{"delayed batch", sendV2Req(remoting.ReqSendBatchMessage, "T", 0,
+			message.AppendBatchItem(nil, message.BatchItem{Body: []byte("x"), Properties: props("DELAY", "1")}), ""), remoting.RespMessageIllegal, "cannot be batched"},
 		{"malformed batch", sendV2Req(remoting.ReqSendBatchMessage, "T", 0, []byte{0, 0, 0, 9, 1}, ""), remoting.RespMessageIllegal, "malformed batch"},
 		{"empty batch", sendV2Req(remoting.ReqSendBatchMessage, "T", 0, nil, ""), remoting.RespMessageIllegal, "malformed batch"},
-		{"retry fallback with delay", sendReq("%RETRY%CG", 0, []byte("x"), props("DELAY", "3")), remoting.RespMessageIllegal, "delay"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -172,10 +175,8 @@ func TestSendRefusals(t *testing.T) {
 	if got := tb.Broker.Store().MaxOffset("T", 0); got != 0 {
 		t.Errorf("queue T/0 max offset %d after refused sends", got)
 	}
-	// Send-back is refused so that G2 falls back to a plain send.
-	resp := invoke(t, c, remoting.NewRequest(remoting.ReqConsumerSendMsgBack, map[string]string{"group": "CG", "offset": "0"}))
-	if resp.Code != remoting.RespSystemError {
-		t.Errorf("send back: %d %q", resp.Code, resp.Remark)
+	if got := tb.Broker.Store().MaxOffset(message.ScheduleTopic, 0); got != 0 {
+		t.Errorf("a refused delayed send was stored (schedule queue max offset %d)", got)
 	}
 }
 

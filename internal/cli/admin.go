@@ -113,7 +113,7 @@ so they work against a remote broker.`,
 	}
 	cmd.PersistentFlags().StringVarP(&a.namesrv, "namesrv", "n", def, "name server address (host:port)")
 	cmd.PersistentFlags().DurationVar(&a.timeout, "timeout", 5*time.Second, "timeout of each request")
-	cmd.AddCommand(newAdminTopicCommand(a), newAdminGroupCommand(a), newAdminMessageCommand(a), newAdminTxCommand(a))
+	cmd.AddCommand(newAdminTopicCommand(a), newAdminGroupCommand(a), newAdminMessageCommand(a), newAdminTxCommand(a), newAdminDLQCommand(a))
 	return cmd
 }
 

@@ -2,6 +2,7 @@ package clients
 
 import (
 	"log/slog"
+	"slices"
 	"time"
 )
 
@@ -23,18 +24,46 @@ type queueLock struct {
 // if it is free, already held by clientID (the lease is renewed), or held by
 // another client whose lease has expired. It returns the queues clientID now
 // holds, in request order.
+//
+// A request of two or more queues that renews at least one queue the
+// client already held is its periodic "lock all" (the clients send every
+// queue they still own on that broker, every 20 s); a queue of that broker
+// the client holds but no longer lists there has been given up. The
+// official Go client never unlocks a queue its rebalance takes away (Java
+// clients do), so without this the new owner would wait for the 60 s
+// lease: such queues are released at once, and the group's members are
+// notified (NOTIFY_CONSUMER_IDS_CHANGED) so that the new owner rebalances
+// and locks them now rather than at its next 20 s rebalance.
 func (m *Manager) tryLock(group, clientID string, queues []queueKey) []queueKey {
+	held, released := m.tryLockLocked(group, clientID, queues)
+	if released {
+		m.notifyGroups([]string{group})
+	}
+	return held
+}
+
+func (m *Manager) tryLockLocked(group, clientID string, queues []queueKey) (held []queueKey, released bool) {
 	now := m.cfg.Now()
-	held := make([]queueKey, 0, len(queues))
+	held = make([]queueKey, 0, len(queues))
 	m.lockMu.Lock()
 	defer m.lockMu.Unlock()
 	g := m.locks[group]
 	if g == nil {
 		if len(queues) == 0 {
-			return held
+			return held, false
 		}
 		g = make(map[queueKey]*queueLock, len(queues))
 		m.locks[group] = g
+	}
+	renews := false
+	for _, q := range queues {
+		if l := g[q]; l != nil && l.clientID == clientID && !m.lockExpired(l, now) {
+			renews = true
+			break
+		}
+	}
+	if renews && len(queues) >= 2 {
+		released = m.releaseOmittedLocked(group, g, clientID, queues)
 	}
 	for _, q := range queues {
 		l := g[q]
@@ -53,7 +82,27 @@ func (m *Manager) tryLock(group, clientID string, queues []queueKey) []queueKey 
 		}
 		held = append(held, q)
 	}
-	return held
+	return held, released
+}
+
+// releaseOmittedLocked releases the queues of the request's brokers that
+// clientID holds in group but did not list. lockMu held.
+func (m *Manager) releaseOmittedLocked(group string, g map[queueKey]*queueLock, clientID string, listed []queueKey) bool {
+	released := false
+	for q, l := range g {
+		if l.clientID != clientID || slices.Contains(listed, q) {
+			continue
+		}
+		if !slices.ContainsFunc(listed, func(k queueKey) bool { return k.BrokerName == q.BrokerName }) {
+			continue
+		}
+		delete(g, q)
+		released = true
+		m.log.Info("queue lock released: its owner no longer renews it", slog.String("group", group),
+			slog.String("topic", q.Topic), slog.String("broker", q.BrokerName), slog.Int("queue", int(q.QueueID)),
+			slog.String("client_id", clientID))
+	}
+	return released
 }
 
 // unlock releases the listed queues that clientID holds.

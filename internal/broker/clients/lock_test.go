@@ -101,3 +101,26 @@ func TestClientsLocksReleasedOnExpiryAndLeave(t *testing.T) {
 		t.Error("expired client kept its lock")
 	}
 }
+
+// TestClientsLockAllReleasesOmitted: a lock-all (≥ 2 queues, renewing one
+// already held) that omits a held queue of the same broker releases it; a
+// single-queue lock never does.
+func TestClientsLockAllReleasesOmitted(t *testing.T) {
+	clock := newFakeClock()
+	m := NewManager(Config{Now: clock.Now, Logger: testLogger(t)})
+	q := func(broker string, id int32) queueKey { return queueKey{Topic: "T", BrokerName: broker, QueueID: id} }
+	if got := m.tryLock("G", "a", []queueKey{q("b", 0), q("b", 1), q("b", 2), q("c", 0)}); len(got) != 4 {
+		t.Fatalf("granted %v", got)
+	}
+	m.tryLock("G", "a", []queueKey{q("b", 0)}) // single: keeps the others
+	if got := m.tryLock("G", "x", []queueKey{q("b", 1)}); len(got) != 0 {
+		t.Fatalf("x took a held queue after a single-queue renewal: %v", got)
+	}
+	m.tryLock("G", "a", []queueKey{q("b", 0), q("b", 2)}) // lock-all without b/1
+	if got := m.tryLock("G", "x", []queueKey{q("b", 1)}); len(got) != 1 {
+		t.Fatalf("b/1 not released by a lock-all that omitted it: %v", got)
+	}
+	if !m.IsLocked("G", "T", "c", 0, "a") {
+		t.Fatal("a lock-all for broker b released a queue of broker c")
+	}
+}
