@@ -9,18 +9,26 @@ import (
 	"time"
 
 	"github.com/txmq/txmq/internal/message"
+	"github.com/txmq/txmq/internal/store"
 )
 
 const benchBody = 1024
 
+// benchInflight is the appenders in flight in the append benchmarks.
+const benchInflight = 16
+
 // BenchmarkPlainAppend and BenchmarkPrepareCommit run the same message
-// size and concurrency against the same store setup: a plain send is one
+// size and concurrency (benchInflight appenders) against the same store
+// setup, the real store with its real OnRecord hook: a plain send is one
 // append; a full transaction is a half append plus a [copy, op d] batch.
+//
+//	go test -run '^$' -bench 'PlainAppend|PrepareCommit' -benchtime 3s ./internal/txn/
 func BenchmarkPlainAppend(b *testing.B) {
 	h := newHarness(b, nil)
 	body := make([]byte, benchBody)
 	var n atomic.Int64
 	b.SetBytes(benchBody)
+	b.SetParallelism(max(1, benchInflight/runtime.GOMAXPROCS(0)))
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -41,6 +49,7 @@ func BenchmarkPrepareCommit(b *testing.B) {
 	body := make([]byte, benchBody)
 	var n atomic.Int64
 	b.SetBytes(benchBody)
+	b.SetParallelism(max(1, benchInflight/runtime.GOMAXPROCS(0)))
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -74,7 +83,7 @@ func fill(s *Service, n int) {
 func BenchmarkPendingMemory(b *testing.B) {
 	const n = 1_000_000
 	for i := 0; i < b.N; i++ {
-		s, _ := New(Config{noBackground: true}, &hookLog{}, nil)
+		s, _ := New(Config{noBackground: true}, (*store.Store)(nil), nil) // fill never touches the log
 		s.live = true
 		var before, after runtime.MemStats
 		runtime.GC()
@@ -109,4 +118,37 @@ func BenchmarkCheckSchedulerIdle1M(b *testing.B) {
 		time.Sleep(time.Second)
 		b.ReportMetric(100*float64(cpuTime()-c0)/float64(time.Since(t0)), "%cpu-of-one-core")
 	}
+}
+
+// BenchmarkSnapshot1M measures a snapshot with 1,000,000 pending
+// transactions: the time the service lock is held to encode them (Prepare
+// and End wait that long), the whole snapshot (encode, store flush, atomic
+// file replace), and that cost as CPU share of one core at the default
+// 30 s snapshot interval.
+func BenchmarkSnapshot1M(b *testing.B) {
+	h := newHarness(b, nil)
+	fill(h.svc, 1_000_000)
+	var locked, total time.Duration
+	var cpu time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		// What takeSnapshot does under the lock.
+		buf := make([]snapEntry, 0, 1_000_000*9/8+64)
+		t0 := time.Now()
+		h.svc.mu.Lock()
+		h.svc.captureLocked(buf)
+		h.svc.compactParkedLocked()
+		h.svc.mu.Unlock()
+		locked += time.Since(t0)
+		c0, t1 := cpuTime(), time.Now()
+		if err := h.svc.takeSnapshot(); err != nil {
+			b.Fatal(err)
+		}
+		total += time.Since(t1)
+		cpu += cpuTime() - c0
+	}
+	n := time.Duration(b.N)
+	b.ReportMetric(float64((locked/n).Microseconds())/1000, "ms-locked")
+	b.ReportMetric(float64((total/n).Microseconds())/1000, "ms/snapshot")
+	b.ReportMetric(100*float64(cpu/n)/float64(DefaultSnapshotInterval), "%cpu-at-30s")
 }

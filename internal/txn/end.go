@@ -53,10 +53,7 @@ func (s *Service) End(ctx context.Context, req EndRequest) (EndResult, error) {
 	if req.FromCheck {
 		s.c.answers[req.Resolution].Add(1)
 	}
-	s.mu.Lock()
-	err := s.errIfClosed()
-	s.mu.Unlock()
-	if err != nil {
+	if err := s.errIfClosedFast(); err != nil {
 		return EndResult{}, err
 	}
 	off, hi, res, err := s.locate(ctx, req)
@@ -220,12 +217,14 @@ func (s *Service) endAt(ctx context.Context, req EndRequest, off int64, hi *half
 		s.release(e)
 		return EndResult{}, fmt.Errorf("txn: store %s of half %d: %w", op, off, err)
 	}
-	s.mu.Lock()
-	if s.pending[off] == e { // the store hook is not wired: apply here
-		s.c.hookMisses.Add(1)
-		s.resolve(e, st, s.nowMs())
+	if !s.hookSaw(results[len(results)-1].CommitLogOffset) {
+		s.mu.Lock()
+		if s.pending[off] == e { // the store hook is not wired: apply here
+			s.c.hookMisses.Add(1)
+			s.resolve(e, st, s.nowMs())
+		}
+		s.mu.Unlock()
 	}
-	s.mu.Unlock()
 	res := EndResult{State: st, Applied: true, HalfOffset: off, TransactionID: hi.uniq}
 	if st == StateCommitted {
 		s.c.committed[req.Source].Add(1)

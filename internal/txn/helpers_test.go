@@ -54,77 +54,49 @@ const testSegSize = 256 << 10
 
 var storeHost = netip.MustParseAddrPort("127.0.0.1:10911")
 
-// hookLog is the real store plus the OnRecord hook and Scan the broker
-// wires: appends are serialised and each appended record is handed to the
-// hook before Append returns, in commit-log order; Scan walks ReadAt.
-type hookLog struct {
+// countingStore is the real store with its real OnRecord hook; it only
+// counts the bytes Scan hands out, so recovery tests can prove that a
+// restart does not re-read the whole log. Appends go straight to the
+// store (no serialisation): the store calls the hook from its dispatch
+// goroutine, in commit-log order, before each append completes.
+type countingStore struct {
 	*store.Store
-	mu        sync.Mutex
-	hook      atomic.Pointer[func(int64, message.View)]
 	scanBytes atomic.Int64
 }
 
-func (l *hookLog) notify(off int64) {
-	h := l.hook.Load()
-	if h == nil {
-		return
+func (l *countingStore) Scan(from int64, fn func(off int64, v message.View) error) (int64, error) {
+	return l.Store.Scan(from, func(off int64, v message.View) error {
+		l.scanBytes.Add(int64(v.Len()))
+		return fn(off, v)
+	})
+}
+
+// openStore opens a store in dir whose OnRecord hook forwards to the
+// service *hook points at (the store must exist before the service, as in
+// the broker, so the hook is late-bound).
+func openStore(t testing.TB, dir string, mode store.FlushMode, now func() time.Time, logger *slog.Logger,
+	hook *atomic.Pointer[Service]) *countingStore {
+	t.Helper()
+	scfg := store.DefaultConfig(dir)
+	scfg.SegmentSize = testSegSize
+	scfg.MaxMessageSize = 16 << 10
+	scfg.FlushMode = mode
+	if now != nil {
+		scfg.Now = now
 	}
-	rec, err := l.Store.ReadAt(off)
+	if logger != nil {
+		scfg.Logger = logger
+	}
+	scfg.OnRecord = func(off int64, v message.View) {
+		if s := hook.Load(); s != nil {
+			s.OnRecord(off, v)
+		}
+	}
+	st, err := store.Open(scfg)
 	if err != nil {
-		panic(err)
+		t.Fatal(err)
 	}
-	v, err := message.Parse(rec)
-	if err != nil {
-		panic(err)
-	}
-	(*h)(off, v)
-}
-
-func (l *hookLog) Append(ctx context.Context, m *message.Ext) (store.AppendResult, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	r, err := l.Store.Append(ctx, m)
-	if err == nil {
-		l.notify(r.CommitLogOffset)
-	}
-	return r, err
-}
-
-func (l *hookLog) AppendBatch(ctx context.Context, ms []*message.Ext) ([]store.AppendResult, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	rs, err := l.Store.AppendBatch(ctx, ms)
-	if err == nil {
-		for _, r := range rs {
-			l.notify(r.CommitLogOffset)
-		}
-	}
-	return rs, err
-}
-
-func (l *hookLog) Scan(from int64, fn func(off int64, v message.View) error) (int64, error) {
-	end := l.Store.Stats().MaxOffset
-	off := from
-	for off < end {
-		rec, err := l.Store.ReadAt(off)
-		if errors.Is(err, store.ErrNotFound) { // segment-end filler
-			off = (off/testSegSize + 1) * testSegSize
-			continue
-		}
-		if err != nil {
-			return off, err
-		}
-		v, err := message.Parse(rec)
-		if err != nil {
-			return off, err
-		}
-		l.scanBytes.Add(int64(len(rec)))
-		if err := fn(off, v); err != nil {
-			return off, err
-		}
-		off += int64(len(rec))
-	}
-	return off, nil
+	return &countingStore{Store: st}
 }
 
 // harness is a store + service on a temp dir with a fake clock and real
@@ -134,7 +106,8 @@ type harness struct {
 	dir   string
 	clk   *fakeClock
 	cfg   Config
-	log   *hookLog
+	log   *countingStore
+	hook  atomic.Pointer[Service] // the service the store's OnRecord feeds
 	svc   *Service
 	prods *testProducers
 	flush store.FlushMode
@@ -160,23 +133,13 @@ func newHarness(t testing.TB, mod func(*Config)) *harness {
 
 func (h *harness) open() {
 	h.t.Helper()
-	scfg := store.DefaultConfig(h.dir + "/store")
-	scfg.SegmentSize = testSegSize
-	scfg.MaxMessageSize = 16 << 10
-	scfg.FlushMode = h.flush
-	scfg.Now = h.clk.Now
-	scfg.Logger = h.cfg.Logger
-	st, err := store.Open(scfg)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	h.log = &hookLog{Store: st}
+	h.hook.Store(nil)
+	h.log = openStore(h.t, h.dir+"/store", h.flush, h.clk.Now, h.cfg.Logger, &h.hook)
 	svc, err := New(h.cfg, h.log, h.prods)
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	hook := svc.OnRecord
-	h.log.hook.Store(&hook)
+	h.hook.Store(svc)
 	if err := svc.Start(context.Background()); err != nil {
 		h.t.Fatal(err)
 	}

@@ -365,10 +365,7 @@ type ResumeResult struct {
 // Resume puts a discarded transaction back to PREPARED with no check
 // spent; it is checked at once.
 func (s *Service) Resume(ctx context.Context, txid string) (ResumeResult, error) {
-	s.mu.Lock()
-	err := s.errIfClosed()
-	s.mu.Unlock()
-	if err != nil {
+	if err := s.errIfClosedFast(); err != nil {
 		return ResumeResult{}, err
 	}
 	if txid == "" {

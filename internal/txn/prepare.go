@@ -163,6 +163,9 @@ func (s *Service) prepare(ctx context.Context, m *message.Ext, group, uniq strin
 	s.c.halfStored.Add(1)
 	// The store hook has applied the half before Append returned. If the
 	// broker did not wire it, apply it here so nothing is lost.
+	if s.hookSaw(res.CommitLogOffset) {
+		return PrepareResult{Append: res, TransactionID: uniq}, nil
+	}
 	s.mu.Lock()
 	if s.pending[res.CommitLogOffset] == nil && s.applied <= res.CommitLogOffset {
 		s.c.hookMisses.Add(1)

@@ -150,6 +150,10 @@ type Service struct {
 	backlog  []*event                 // transactional records seen before live
 	closed   bool
 
+	// liveA and closedA mirror live and closed for the lock-free checks
+	// of End and Resume (written under mu, with them).
+	liveA, closedA atomic.Bool
+
 	regEpoch atomic.Uint64 // ProducerRegistered calls, to close the park/register race
 	// seen is the end of the last record OnRecord finished with (any
 	// record): every record before it is reflected in the index, so a
@@ -279,6 +283,7 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	s.backlog = nil
 	s.live = true
+	s.liveA.Store(true)
 	// Parked state is not trusted across a restart: probe every group again.
 	for g, list := range s.parked {
 		now := s.nowMs()
@@ -337,6 +342,7 @@ func (s *Service) Close() error {
 	}
 	s.mu.Lock()
 	s.closed = true
+	s.closedA.Store(true)
 	s.mu.Unlock()
 	return s.closeErr
 }
@@ -552,6 +558,23 @@ func (s *Service) candidates(h uint64) []*entry {
 	out := make([]*entry, 0, 1+len(more))
 	return append(append(out, first), more...)
 }
+
+// errIfClosedFast is errIfClosed without mu (the state may change right
+// after; callers recheck what they act on under mu).
+func (s *Service) errIfClosedFast() error {
+	if s.closedA.Load() {
+		return ErrClosed
+	}
+	if !s.liveA.Load() {
+		return ErrNotStarted
+	}
+	return nil
+}
+
+// hookSaw reports whether the store hook has been called for the record
+// at off (OnRecord sees records in commit-log order and sets seen to the
+// end of each), so an append's effect on the index needs no check under mu.
+func (s *Service) hookSaw(off int64) bool { return s.seen.Load() > off }
 
 // errIfClosed reports ErrClosed / ErrNotStarted. mu held.
 func (s *Service) errIfClosed() error {

@@ -61,50 +61,84 @@ func (s *Service) snapshotLoop(ctx context.Context) {
 	}
 }
 
-// takeSnapshot encodes the pending set under mu, flushes the store (so the
-// log is durable up to the snapshot's offset) and replaces the file.
+// takeSnapshot copies the pending set under mu, encodes it outside the
+// lock, flushes the store (so the log is durable up to the snapshot's
+// offset) and replaces the file.
 func (s *Service) takeSnapshot() error {
 	if s.cfg.SnapshotDir == "" {
 		return nil
 	}
+	// Allocate (and fault in) the copy before taking the lock: with a
+	// million pending that is 40 MB.
+	buf := make([]snapEntry, 0, max(0, s.c.pendingNow.Load())*9/8+64)
 	s.mu.Lock()
 	if !s.live || s.closed {
 		s.mu.Unlock()
 		return nil
 	}
-	buf := s.encodeSnapshotLocked()
+	sn := s.captureLocked(buf)
 	s.compactParkedLocked()
 	s.mu.Unlock()
+	b := encodeSnapshot(sn)
 	if err := s.store.Flush(); err != nil {
 		return fmt.Errorf("txn: snapshot: flush store: %w", err)
 	}
-	if err := fsutil.WriteFileAtomic(snapshotPath(s.cfg.SnapshotDir), buf, 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(snapshotPath(s.cfg.SnapshotDir), b, 0o644); err != nil {
 		return fmt.Errorf("txn: snapshot: %w", err)
 	}
 	s.c.snapshots.Add(1)
 	return nil
 }
 
-func (s *Service) encodeSnapshotLocked() []byte {
-	n := snapHeaderLen + 4 + 4 + len(s.pending)*snapEntryLen + 4
-	for _, g := range s.groups {
+// captureLocked copies what a snapshot records into entries (appended)
+// and returns it. mu held. It is the only part of a snapshot that holds
+// the lock (which the store's dispatch goroutine takes in OnRecord), so
+// it walks a slice, not the pending map: with 1,000,000 pending a map
+// walk takes about 90 ms, the age heap's slice about 13 ms.
+func (s *Service) captureLocked(entries []snapEntry) *snapshot {
+	off := s.applied
+	if s.live {
+		off = max(off, s.seen.Load())
+	}
+	// groups is append-only and its strings immutable: the header is a
+	// consistent copy.
+	sn := &snapshot{offset: off, groups: s.groups[:len(s.groups):len(s.groups)], entries: entries}
+	add := func(e *entry) {
+		sn.entries = append(sn.entries, snapEntry{off: e.off, stored: e.stored, next: e.next, uniq: e.uniq,
+			group: e.group, checks: e.checks})
+	}
+	// The age heap holds only pending entries, and every one of them but
+	// while the scheduler works on a retention discard (it takes them out
+	// of the heap): equal sizes mean equal sets.
+	if s.ageQ.len() == len(s.pending) {
+		for _, e := range s.ageQ.a {
+			add(e)
+		}
+	} else {
+		for _, e := range s.pending {
+			add(e)
+		}
+	}
+	return sn
+}
+
+// encodeSnapshot encodes a captured snapshot (layout above).
+func encodeSnapshot(sn *snapshot) []byte {
+	n := snapHeaderLen + 4 + 4 + len(sn.entries)*snapEntryLen + 4
+	for _, g := range sn.groups {
 		n += 2 + len(g)
 	}
 	b := make([]byte, 0, n)
 	be := binary.BigEndian
 	b = append(b, snapMagic...)
-	off := s.applied
-	if s.live {
-		off = max(off, s.seen.Load())
-	}
-	b = be.AppendUint64(b, uint64(off))
-	b = be.AppendUint32(b, uint32(len(s.groups)))
-	for _, g := range s.groups {
+	b = be.AppendUint64(b, uint64(sn.offset))
+	b = be.AppendUint32(b, uint32(len(sn.groups)))
+	for _, g := range sn.groups {
 		b = be.AppendUint16(b, uint16(len(g)))
 		b = append(b, g...)
 	}
-	b = be.AppendUint32(b, uint32(len(s.pending)))
-	for _, e := range s.pending {
+	b = be.AppendUint32(b, uint32(len(sn.entries)))
+	for _, e := range sn.entries {
 		b = be.AppendUint64(b, uint64(e.off))
 		b = be.AppendUint64(b, uint64(e.stored))
 		b = be.AppendUint64(b, uint64(e.next))
@@ -115,12 +149,19 @@ func (s *Service) encodeSnapshotLocked() []byte {
 	return be.AppendUint32(b, crc32.Checksum(b, castagnoli))
 }
 
-// compactParkedLocked drops resolved entries from the parked lists.
+// encodeSnapshotLocked captures and encodes the snapshot. mu held.
+func (s *Service) encodeSnapshotLocked() []byte {
+	return encodeSnapshot(s.captureLocked(nil))
+}
+
+// compactParkedLocked drops resolved entries from the parked lists. It
+// looks an entry up in the pending map only when it is marked ending
+// (resolve marks every entry it removes so).
 func (s *Service) compactParkedLocked() {
 	for g, list := range s.parked {
 		out := list[:0]
 		for _, e := range list {
-			if e.flags&fParked != 0 && s.pending[e.off] == e {
+			if e.flags&fParked != 0 && (e.flags&fEnding == 0 || s.pending[e.off] == e) {
 				out = append(out, e)
 			}
 		}

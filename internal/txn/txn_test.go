@@ -5,10 +5,12 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/txmq/txmq/internal/message"
+	"github.com/txmq/txmq/internal/store"
 )
 
 func TestPrepareStoresHalf(t *testing.T) {
@@ -430,5 +432,54 @@ func TestProducersRotate(t *testing.T) {
 	p2.waitChecks(t, 15)
 	if p1.count() != 5 {
 		t.Fatalf("closed producer got %d checks", p1.count())
+	}
+}
+
+// TestWithoutHook: a service on a store whose OnRecord hook is not wired
+// (the broker always wires it) still keeps its index: Prepare and End
+// apply their own records, counted as hook misses.
+func TestWithoutHook(t *testing.T) {
+	var none atomic.Pointer[Service] // never set: the hook forwards nowhere
+	clk := &fakeClock{now: time.UnixMilli(1_700_000_000_000)}
+	st := openStore(t, testDir(t)+"/store", store.AsyncFlush, clk.Now, nil, &none)
+	defer st.Close()
+	svc, err := New(Config{Enable: true, CheckMax: 1, StoreHost: storeHost, Now: clk.Now, noBackground: true}, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	ctx := context.Background()
+	var rs []PrepareResult
+	for i := range 3 {
+		r, err := svc.Prepare(ctx, halfMsg("TopicA", 1, uniqID(i), "b"), "PG")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs = append(rs, r)
+	}
+	if r, err := svc.Prepare(ctx, halfMsg("TopicA", 1, uniqID(0), "b"), "PG"); err != nil || !r.Duplicate {
+		t.Fatalf("repeat: %+v %v", r, err)
+	}
+	for i, res := range []Resolution{ResolutionCommit, ResolutionRollback} {
+		er, err := svc.End(ctx, EndRequest{ProducerGroup: "PG", CommitLogOffset: rs[i].Append.CommitLogOffset,
+			TranStateTableOffset: rs[i].Append.QueueOffset, HasOffsets: true, Resolution: res})
+		if err != nil || !er.Applied {
+			t.Fatalf("END %d: %+v %v", i, er, err)
+		}
+		if er, _ := svc.End(ctx, EndRequest{ProducerGroup: "PG", CommitLogOffset: rs[i].Append.CommitLogOffset,
+			HasOffsets: true, TranStateTableOffset: -1, Resolution: ResolutionCommit}); !er.Duplicate {
+			t.Fatalf("late END %d: %+v", i, er)
+		}
+	}
+	// The last one is due, but no producer is online: it stays pending
+	// (parked), no check spent.
+	clk.Add(time.Hour)
+	svc.runDue(ctx)
+	s := svc.Stats()
+	if s.Pending != 1 || s.HalfStored != 3 || s.HookMisses != 5 || s.Committed.Client != 1 || s.RolledBack.Client != 1 {
+		t.Fatalf("stats %+v", s)
 	}
 }

@@ -1,0 +1,237 @@
+package interop
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+	"github.com/apache/rocketmq-client-go/v2/producer"
+)
+
+// crashLedger is the producer application's local transaction table, as
+// a real application keeps one: what ExecuteLocalTransaction decided for
+// each transaction (by body, unique per transaction), which is also what
+// CheckLocalTransaction answers. A transaction whose local step never ran
+// (its half send failed, but the half may have been stored) is answered
+// with rollback.
+type crashLedger struct {
+	mu       sync.Mutex
+	decided  map[string]bool // body -> commit (true) or rollback (false): the local transaction's outcome
+	executed map[string]bool // ExecuteLocalTransaction ran (the half send returned SEND_OK)
+	checks   atomic.Int64
+}
+
+// kindOf: commit and rollback are decided in ExecuteLocalTransaction;
+// check-commit and check-rollback return unknown there and are decided
+// (already, locally) but told to the broker only when it checks.
+func (l *crashLedger) ExecuteLocalTransaction(m *primitive.Message) primitive.LocalTransactionState {
+	body := string(m.Body)
+	kind, _, _ := strings.Cut(body, ":")
+	commit := kind == "commit" || kind == "check-commit"
+	l.mu.Lock()
+	l.decided[body] = commit
+	l.executed[body] = true
+	l.mu.Unlock()
+	switch kind {
+	case "commit":
+		return primitive.CommitMessageState
+	case "rollback":
+		return primitive.RollbackMessageState
+	}
+	return primitive.UnkonwnState
+}
+
+func (l *crashLedger) CheckLocalTransaction(m *primitive.MessageExt) primitive.LocalTransactionState {
+	l.checks.Add(1)
+	l.mu.Lock()
+	commit, ok := l.decided[string(m.Body)]
+	l.mu.Unlock()
+	if ok && commit {
+		return primitive.CommitMessageState
+	}
+	return primitive.RollbackMessageState
+}
+
+// TestTxCrash runs the official transaction producer against the real
+// `txmq` process under SYNC_FLUSH while the broker is SIGKILLed and
+// restarted (same directory and ports) at random moments, 10 times. Each
+// transaction is committed or rolled back by ExecuteLocalTransaction, or
+// left unknown and resolved when checked. After the run and the check
+// window a fresh consumer group reads the topic from the start: every
+// transaction committed locally whose half send returned SEND_OK is
+// delivered, nothing rolled back (or never executed) is, nothing twice,
+// and no half message is left pending.
+func TestTxCrash(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills and restarts the real binary")
+	}
+	t.Parallel()
+	const kills = 10
+	start := time.Now()
+	seed := uint64(time.Now().UnixNano())
+	rng := rand.New(rand.NewPCG(seed, 0x7478))
+	t.Logf("seed %d", seed)
+
+	dir := t.TempDir()
+	srv := startTxmq(t, dir+"/data",
+		"--transactionTimeOut", "1000", "--transactionCheckInterval", "1000",
+		"--mappedFileSizeCommitLog", fmt.Sprint(1<<20), "--maxMessageSize", fmt.Sprint(64<<10))
+	x := srv.X
+	topic, group := uniq("T_txcrash"), uniq("PG_txcrash")
+	x.createTopic(t, topic, 4)
+
+	ledger := &crashLedger{decided: map[string]bool{}, executed: map[string]bool{}}
+	p := startTxProducer(t, x, group, ledger, producer.WithSendMsgTimeout(2*time.Second), producer.WithRetry(1))
+
+	// The stream: two senders, kinds in turn.
+	kinds := []string{"commit", "rollback", "check-commit", "check-rollback"}
+	var (
+		seq     atomic.Int64
+		okN     atomic.Int64
+		failN   atomic.Int64
+		stop    = make(chan struct{})
+		senders sync.WaitGroup
+		mu      sync.Mutex
+		sentOK  = map[string]bool{} // half send returned SEND_OK
+	)
+	for range 2 {
+		senders.Add(1)
+		go func() {
+			defer senders.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				i := seq.Add(1)
+				body := fmt.Sprintf("%s:%d", kinds[i%int64(len(kinds))], i)
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				res, err := p.SendMessageInTransaction(ctx, primitive.NewMessage(topic, []byte(body)))
+				cancel()
+				if err != nil || res.Status != primitive.SendOK {
+					failN.Add(1)
+					time.Sleep(20 * time.Millisecond)
+					continue
+				}
+				mu.Lock()
+				sentOK[body] = true
+				mu.Unlock()
+				okN.Add(1)
+			}
+		}()
+	}
+	stopSenders := sync.OnceFunc(func() { close(stop); senders.Wait() })
+	defer stopSenders()
+
+	// Kill at random moments: 0.3 to 2 s into each run, once the stream
+	// has made progress in it (so every run carries transactions).
+	for k := 1; k <= kills; k++ {
+		before := okN.Load()
+		eventually(t, 30*time.Second, func() error {
+			if okN.Load() < before+5 {
+				return fmt.Errorf("run %d: %d transactions acknowledged so far, waiting for 5 more", k, okN.Load())
+			}
+			return nil
+		})
+		time.Sleep(time.Duration(300+rng.IntN(1700)) * time.Millisecond)
+		srv.Kill()
+		t.Logf("SIGKILL %d at %v: %d half sends acknowledged, %d failed", k, time.Since(start).Round(time.Millisecond), okN.Load(), failN.Load())
+		srv.Start()
+	}
+
+	// The check window. The producer registers with the new broker only
+	// by its heartbeat (every 30 s); keep it sending until the broker has
+	// had an answer to a check, which proves it is registered, then stop
+	// and wait until nothing is pending.
+	windowStart := time.Now()
+	eventually(t, 50*time.Second, func() error {
+		st := txStats(t, x)
+		if st.Committed.Check+st.RolledBack.Check == 0 {
+			return fmt.Errorf("no check answered since the last restart (stats %+v)", st)
+		}
+		return nil
+	})
+	stopSenders()
+	eventually(t, 30*time.Second, func() error {
+		if st := txStats(t, x); st.Pending != 0 {
+			return fmt.Errorf("%d half messages still pending (stats %+v)", st.Pending, st)
+		}
+		return nil
+	})
+	if lr := txList(t, x); lr.Pending != 0 || len(lr.List) != 0 {
+		t.Fatalf("tx list after the window: %+v", lr)
+	}
+	t.Logf("check window: %v; %d checks answered by the producer over the run", time.Since(windowStart).Round(time.Millisecond), ledger.checks.Load())
+
+	// What must be delivered: committed locally and acknowledged. What
+	// must not: everything else (rolled back, or never executed).
+	mu.Lock()
+	ledger.mu.Lock()
+	var want []string
+	mayNot := map[string]bool{}
+	for body, commit := range ledger.decided {
+		switch {
+		case commit && sentOK[body]:
+			want = append(want, body)
+		default:
+			mayNot[body] = true
+		}
+	}
+	for body := range ledger.executed {
+		if !sentOK[body] {
+			t.Errorf("%s: executed locally but SendMessageInTransaction did not return SEND_OK", body)
+			break
+		}
+	}
+	ledger.mu.Unlock()
+	mu.Unlock()
+	t.Logf("%d transactions acknowledged (%d to be delivered), %d half sends failed", okN.Load(), len(want), failN.Load())
+
+	c := startPushConsumer(t, x, uniq("CG_txcrash"), topic, "", consumerFromFirst())
+	var missing []string
+	c.In.waitFor(t, 30*time.Second, "every committed transaction", func() bool {
+		missing = missing[:0]
+		for _, b := range want {
+			if !c.In.has(b) {
+				missing = append(missing, b)
+			}
+		}
+		return len(missing) == 0
+	})
+	time.Sleep(time.Second)
+	wantSet := map[string]bool{}
+	for _, b := range want {
+		wantSet[b] = true
+	}
+	seen := map[string]int{}
+	for _, m := range c.In.snapshot() {
+		seen[string(m.Body)]++
+	}
+	var extra, twice []string
+	for body, n := range seen {
+		switch {
+		case !wantSet[body]:
+			extra = append(extra, fmt.Sprintf("%s (%d times; known locally %v, half send ok %v)", body, n, mayNot[body], sentOK[body]))
+		case n != 1:
+			twice = append(twice, fmt.Sprintf("%s (%d times)", body, n))
+		}
+	}
+	if len(extra) > 0 {
+		t.Errorf("%d transactions delivered that were not committed (rolled back or never executed), e.g. %v", len(extra), extra[:min(len(extra), 10)])
+	}
+	if len(twice) > 0 {
+		t.Errorf("%d transactions delivered more than once, e.g. %v", len(twice), twice[:min(len(twice), 10)])
+	}
+	st := txStats(t, x)
+	t.Logf("done in %v; %d deliveries; final incarnation stats %+v", time.Since(start).Round(time.Millisecond), len(seen), st)
+	if st.HookMisses != 0 {
+		t.Errorf("hook misses: %d", st.HookMisses)
+	}
+}
