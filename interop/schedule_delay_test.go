@@ -155,7 +155,9 @@ func TestScheduleTimers(t *testing.T) {
 	for i := range 10 {
 		d := time.Second + time.Duration(i)*444*time.Millisecond
 		body := fmt.Sprintf("timer-%d", i)
-		at := time.Now().Add(d)
+		// The client sends the time in whole milliseconds (TIMER_DELIVER_MS):
+		// that is the due time the broker must honour.
+		at := time.UnixMilli(time.Now().Add(d).UnixMilli())
 		due[body] = at
 		sendSync(t, p, primitive.NewMessage(topic, []byte(body)).WithDelayTimestamp(at))
 	}

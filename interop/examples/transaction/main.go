@@ -94,6 +94,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	p, err := rocketmq.NewTransactionProducer(localTransaction{out},
 		producer.WithNameServer(cfg.NameServer),
 		producer.WithGroupName(cfg.ProducerGroup),
+		producer.WithInstanceName(cfg.ProducerGroup),
 		producer.WithRetry(2),
 	)
 	if err != nil {
@@ -128,6 +129,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	c, err := rocketmq.NewPushConsumer(
 		consumer.WithNameServer(cfg.NameServer),
 		consumer.WithGroupName(cfg.ConsumerGroup),
+		consumer.WithInstance(cfg.ConsumerGroup),
 		consumer.WithConsumeFromWhere(consumer.ConsumeFromFirstOffset),
 	)
 	if err != nil {
@@ -156,6 +158,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	select {
 	case m := <-got:
 		fmt.Fprintf(out, "consumer received %s from %s queue %d: %q\n", m.MsgId, m.Topic, m.Queue.QueueId, m.Body)
+		// The official client rebalances in the background after Start and
+		// does not synchronise that with Shutdown: let it settle first.
+		time.Sleep(300 * time.Millisecond)
 		return nil
 	case <-ctx.Done():
 		return errors.New("the consumer did not receive the message in time: " + ctx.Err().Error())
