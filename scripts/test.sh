@@ -46,7 +46,9 @@ done
 
 if [ -f interop/go.mod ]; then
 	step "interop (official RocketMQ clients)"
-	(cd interop && go vet ./... && go test -race -count=1 -timeout 15m ./...)
+	(cd interop && go vet ./... && go test -race -count=1 -timeout 15m ./... &&
+		go test -run='^$' -bench=. -benchtime=1x -timeout 5m ./... >/tmp/txmq-interop-bench.log 2>&1 ||
+		{ cat /tmp/txmq-interop-bench.log; exit 1; })
 fi
 
 step "benchmark smoke (one iteration each, numbers not checked)"
