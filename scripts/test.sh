@@ -51,6 +51,25 @@ if [ -f interop/go.mod ]; then
 		{ cat /tmp/txmq-interop-bench.log; exit 1; })
 fi
 
+step "txmq bench smoke (runs and reports; numbers not checked)"
+smoke_dir=$(mktemp -d)
+go build -o "$smoke_dir/txmq" ./cmd/txmq
+"$smoke_dir/txmq" serve --storePathRootDir "$smoke_dir/data" --listenHost 127.0.0.1 --brokerIP1 127.0.0.1 \
+	--listenPort 0 --namesrvListenPort 0 --grpcListenPort -1 --httpListenPort -1 >"$smoke_dir/log" 2>&1 &
+smoke_pid=$!
+trap 'kill "$smoke_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 100); do grep -q 'txmq ready' "$smoke_dir/log" && break; sleep 0.1; done
+ns=127.0.0.1:$(sed -n 's/.*txmq ready.*namesrv=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$smoke_dir/log")
+timeout 60 "$smoke_dir/txmq" bench producer -n "$ns" -d 2s --json 2>"$smoke_dir/bench.log" | grep -q '"acked"' ||
+	{ cat "$smoke_dir/log" "$smoke_dir/bench.log"; exit 1; }
+timeout 60 "$smoke_dir/txmq" bench tx -n "$ns" -d 2s --commit-ratio 0.8 --rollback-ratio 0.1 --check-immunity 1 --json \
+	2>>"$smoke_dir/bench.log" | grep -q '"tx_per_s"' || { cat "$smoke_dir/log" "$smoke_dir/bench.log"; exit 1; }
+kill "$smoke_pid"
+wait "$smoke_pid" || true
+trap - EXIT
+rm -rf "$smoke_dir"
+echo "txmq bench producer and tx ran and reported"
+
 step "benchmark smoke (one iteration each, numbers not checked)"
 go test -run='^$' -bench=. -benchtime=1x -timeout 10m ./... >/tmp/txmq-bench.log 2>&1 || { cat /tmp/txmq-bench.log; exit 1; }
 grep -c '^Benchmark' /tmp/txmq-bench.log | xargs echo "benchmarks run:"

@@ -56,5 +56,6 @@ Then point clients at the name server 127.0.0.1:9876.`,
 		return fmt.Errorf("%w: %w (see '%s --help')", errUsage, err, c.CommandPath())
 	})
 	root.AddCommand(newVersionCommand(), newServeCommand(), newNamesrvCommand(), newAdminCommand())
+	root.AddCommand(newBenchCommand())
 	return root
 }

@@ -8,6 +8,7 @@ import (
 
 func newServeCommand() *cobra.Command {
 	var cf *configFlags
+	var pprofAddr string
 	cmd := &cobra.Command{
 		Use:   "serve [-c broker.conf] [--key value ...]",
 		Short: "Run a broker (with an embedded name server by default)",
@@ -26,9 +27,13 @@ with a message naming the key. SIGTERM or SIGINT shuts down cleanly.`,
 			if err != nil {
 				return fmt.Errorf("%w: %w", errUsage, err)
 			}
-			return runServe(cmd.Context(), cfg, cmd.ErrOrStderr())
+			return runServe(cmd.Context(), cfg, cmd.ErrOrStderr(), pprofAddr)
 		},
 	}
 	cf = addConfigFlags(cmd.Flags())
+	// For profiling (docs/performance.md): net/http/pprof on a loopback
+	// address. Hidden: not an operator setting.
+	cmd.Flags().StringVar(&pprofAddr, "pprofAddr", "", "serve net/http/pprof on this loopback host:port")
+	_ = cmd.Flags().MarkHidden("pprofAddr")
 	return cmd
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"time"
 
@@ -18,10 +20,19 @@ import (
 const shutdownTimeout = 30 * time.Second
 
 // runServe runs the broker (and the embedded name server) until ctx is
-// cancelled, then shuts both down in order.
-func runServe(ctx context.Context, cfg config.Config, logw io.Writer) error {
+// cancelled, then shuts both down in order. A non-empty pprofAddr (a
+// loopback host:port) also serves net/http/pprof there.
+func runServe(ctx context.Context, cfg config.Config, logw io.Writer, pprofAddr string) error {
 	log := newLogger(logw, cfg.LogLevel)
 	start := time.Now()
+	if pprofAddr != "" {
+		stop, err := servePprof(pprofAddr)
+		if err != nil {
+			return fmt.Errorf("%w: --pprofAddr: %w", errUsage, err)
+		}
+		defer stop()
+		log.Info("pprof listening", "addr", pprofAddr)
+	}
 	var ns *namesrv.Server
 	if cfg.EmbeddedNamesrv {
 		var err error
@@ -76,4 +87,29 @@ func runServe(ctx context.Context, cfg config.Config, logw io.Writer) error {
 		log.Info("shut down cleanly")
 	}
 	return err
+}
+
+// servePprof serves the net/http/pprof handlers on addr, which must be a
+// loopback address, and returns a function that stops it.
+func servePprof(addr string) (func(), error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("%s is not a loopback address", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return func() { _ = srv.Close() }, nil
 }

@@ -1,0 +1,176 @@
+// Command cmptable prints the side-by-side table of a bench/compare.sh run
+// from the JSON summaries in a results directory, and the ratios txmq/peer.
+//
+//	cmptable DIR            the table
+//	cmptable field FILE KEY one top-level number of a summary (for the script)
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/txmq/txmq/internal/bench"
+)
+
+func main() {
+	if len(os.Args) == 4 && os.Args[1] == "field" {
+		var m map[string]any
+		b, err := os.ReadFile(os.Args[2])
+		if err == nil {
+			err = json.Unmarshal(b, &m)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "cmptable:", err)
+			os.Exit(1)
+		}
+		fmt.Println(m[os.Args[3]])
+		return
+	}
+	if len(os.Args) != 2 {
+		fmt.Fprintln(os.Stderr, "usage: cmptable DIR | cmptable field FILE KEY")
+		os.Exit(2)
+	}
+	dir := os.Args[1]
+	rows := []struct{ file, name, durability string }{
+		{"txmq-send-sync", "txmq send (acked)", "SYNC_FLUSH: fsync per group commit before the ack"},
+		{"js-send-always", "JetStream publish (acked)", "sync_interval: always (fsync per write before the ack)"},
+		{"txmq-send-async", "txmq send (acked)", "ASYNC_FLUSH: fsync every 500 ms"},
+		{"js-send-default", "JetStream publish (acked)", "default sync_interval (fsync every 2 min)"},
+		{"txmq-consume", "txmq consume (pull)", "backlog of the ASYNC_FLUSH run (latency = its age)"},
+		{"txmq-tx-sync", "txmq transactions", "SYNC_FLUSH"},
+		{"txmq-tx-async", "txmq transactions", "ASYNC_FLUSH"},
+		{"dtm-msg", "DTM 2-phase msg", "BoltDB store (fsync per update)"},
+		{"txmq-e2e-20k", "txmq send+consume @20k/s", "ASYNC_FLUSH, rate-limited"},
+		{"txmq-e2e-20k-sync", "txmq send+consume @20k/s", "SYNC_FLUSH, rate-limited"},
+	}
+	res := map[string]*bench.Result{}
+	srv := map[string]map[string]float64{}
+	for _, r := range rows {
+		if b, err := os.ReadFile(filepath.Join(dir, r.file+".json")); err == nil {
+			var x bench.Result
+			if json.Unmarshal(b, &x) == nil {
+				res[r.file] = &x
+			}
+		}
+		srv[r.file] = readKV(filepath.Join(dir, r.file+".srv"))
+	}
+	fmt.Printf("%-26s %-52s %6s %5s %10s %8s %8s %8s %9s %8s %15s\n", "case", "durability", "size", "infl",
+		"ops/s", "p50 ms", "p99 ms", "e2e p99", "gen CPU%", "srv CPU%", "srv RSS MB a/f")
+	for _, r := range rows {
+		x := res[r.file]
+		if x == nil {
+			fmt.Printf("%-26s %-52s %s\n", r.name, r.durability, "(no result: see "+r.file+".log)")
+			continue
+		}
+		rate := x.MsgsPerSec
+		if x.Tx != nil {
+			rate = x.Tx.TxPerSec
+		}
+		e2e := "-"
+		if x.E2E != nil {
+			e2e = fmt.Sprintf("%.2f", x.E2E.P99)
+		}
+		s := srv[r.file]
+		rss := num(s, "rss_anon_peak_mb", "%.0f") + "/" + num(s, "rss_file_peak_mb", "%.0f")
+		fmt.Printf("%-26s %-52s %6d %5d %10.0f %8.2f %8.2f %8s %9.0f %8s %15s\n", r.name, r.durability, x.Size, x.Inflight,
+			rate, x.Latency.P50, x.Latency.P99, e2e, x.CPU.Percent, num(s, "cpu_pct", "%.0f"), rss)
+	}
+	ratio := func(a, b string, txa, txb bool) (float64, bool) {
+		x, y := res[a], res[b]
+		if x == nil || y == nil {
+			return 0, false
+		}
+		ra, rb := x.MsgsPerSec, y.MsgsPerSec
+		if txa && x.Tx != nil {
+			ra = x.Tx.TxPerSec
+		}
+		if txb && y.Tx != nil {
+			rb = y.Tx.TxPerSec
+		}
+		if rb == 0 {
+			return 0, false
+		}
+		return ra / rb, true
+	}
+	fmt.Println("srv RSS MB a/f: peak anonymous / peak file-backed (mapped store files) resident memory of the server")
+	fmt.Println("\nratios (throughput)                                     measured   target")
+	for _, q := range []struct {
+		name     string
+		a, b     string
+		txa, txb bool
+		target   float64
+	}{
+		{"txmq send / JetStream publish, fsync before ack", "txmq-send-sync", "js-send-always", false, false, 1.5},
+		{"txmq send / JetStream publish, periodic fsync", "txmq-send-async", "js-send-default", false, false, 1.5},
+		{"txmq transactions / txmq sends, SYNC_FLUSH", "txmq-tx-sync", "txmq-send-sync", true, false, 0.5},
+		{"txmq transactions / txmq sends, ASYNC_FLUSH", "txmq-tx-async", "txmq-send-async", true, false, 0.5},
+		{"txmq transactions (SYNC_FLUSH) / DTM 2-phase msgs", "txmq-tx-sync", "dtm-msg", true, true, 5},
+		{"txmq transactions (ASYNC_FLUSH) / DTM 2-phase msgs", "txmq-tx-async", "dtm-msg", true, true, 5},
+	} {
+		if v, ok := ratio(q.a, q.b, q.txa, q.txb); ok {
+			met := "no"
+			if v >= q.target {
+				met = "yes"
+			}
+			fmt.Printf("%-55s %8.2fx  >= %.1fx  %s\n", q.name, v, q.target, met)
+		} else {
+			fmt.Printf("%-55s %9s  >= %.1fx\n", q.name, "n/a", q.target)
+		}
+	}
+	m := readKV(filepath.Join(dir, "metrics.srv"))
+	fmt.Println("\nother targets                                           measured   target")
+	for _, f := range []string{"txmq-e2e-20k", "txmq-e2e-20k-sync"} {
+		if x := res[f]; x != nil && x.E2E != nil {
+			fmt.Printf("%-55s %7.2f ms  < 2 ms  %s (at %.0f msg/s acked, %.0f received/s, errors %d)\n", "end-to-end p99, 1 KiB at 20,000 msg/s ("+f+")",
+				x.E2E.P99, yes(x.E2E.P99 < 2), x.MsgsPerSec, x.RecvPerSec, x.Errors)
+			if v, ok := srv[f]["rss_peak_mb"]; ok {
+				fmt.Printf("%-55s %7.1f MB  < 100 MB  %s\n", "broker peak RSS during that load (whole resident set)", v, yes(v < 100))
+				a, f := srv[f]["rss_anon_peak_mb"], srv[f]["rss_file_peak_mb"]
+				fmt.Printf("%-55s %7.1f MB  < 100 MB  %s (mapped store files: %.1f MB of page cache)\n", "  of which anonymous (heap, stacks)", a, yes(a < 100), f)
+			}
+		}
+	}
+	if v, ok := m["idle_rss_mb"]; ok {
+		fmt.Printf("%-55s %7.1f MB  < 30 MB  %s\n", "broker RSS idle (fresh start, 2 s)", v, yes(v < 30))
+	}
+	if v, ok := m["ready_ms"]; ok {
+		fmt.Printf("%-55s %7.0f ms  < 200 ms  %s (broker's own startup figure: %s ms)\n", "txmq serve: exec to ready (log line seen)", v, yes(v < 200),
+			num(m, "startup_ms", "%.0f"))
+	}
+}
+
+func yes(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func num(m map[string]float64, k, f string) string {
+	if v, ok := m[k]; ok {
+		return fmt.Sprintf(f, v)
+	}
+	return "-"
+}
+
+// readKV reads "key value" lines.
+func readKV(path string) map[string]float64 {
+	out := map[string]float64{}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return out
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 2 {
+			if v, err := strconv.ParseFloat(f[1], 64); err == nil {
+				out[f[0]] = v
+			}
+		}
+	}
+	return out
+}

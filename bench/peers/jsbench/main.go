@@ -1,0 +1,127 @@
+// Command jsbench measures NATS JetStream acknowledged publishes the way
+// `txmq bench producer --sync` measures txmq: --inflight goroutines, each
+// with one publish awaiting its PubAck at a time, over one connection, to
+// a file-storage stream with one replica.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/txmq/txmq/internal/bench"
+)
+
+func main() {
+	url := flag.String("url", "nats://127.0.0.1:4222", "server URL")
+	size := flag.Int("size", 1024, "message size in bytes")
+	inflight := flag.Int("inflight", 64, "publishes awaiting their ack at once")
+	dur := flag.Duration("duration", 10*time.Second, "run time")
+	storage := flag.String("storage", "file", "stream storage: file or memory")
+	asJSON := flag.Bool("json", false, "print the summary as JSON")
+	flag.Parse()
+	if err := run(*url, *size, *inflight, *dur, *storage, *asJSON); err != nil {
+		fmt.Fprintln(os.Stderr, "jsbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(url string, size, inflight int, dur time.Duration, storage string, asJSON bool) error {
+	nc, err := nats.Connect(url, nats.Name("jsbench"))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	st := jetstream.FileStorage
+	if storage == "memory" {
+		st = jetstream.MemoryStorage
+	}
+	_ = js.DeleteStream(ctx, "BENCH")
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
+		Name: "BENCH", Subjects: []string{"bench.>"}, Storage: st, Replicas: 1,
+	}); err != nil {
+		return fmt.Errorf("create stream: %w", err)
+	}
+	body := make([]byte, size)
+	for i := range body {
+		body[i] = 'a' + byte(i%26)
+	}
+	var rec bench.Recorder
+	var sent, acked, errs atomic.Int64
+	var errMu sync.Mutex
+	kinds := map[string]int64{}
+	cpu0 := bench.StartCPU()
+	start := time.Now()
+	lctx, cancel := context.WithTimeout(ctx, dur)
+	defer cancel()
+	var wg sync.WaitGroup
+	for range inflight {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for lctx.Err() == nil {
+				sent.Add(1)
+				t0 := time.Now()
+				pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
+				_, err := js.Publish(pctx, "bench.x", body)
+				pcancel()
+				if err != nil {
+					errs.Add(1)
+					errMu.Lock()
+					kinds[err.Error()]++
+					errMu.Unlock()
+					continue
+				}
+				acked.Add(1)
+				rec.Record(time.Since(t0))
+			}
+		}()
+	}
+	// Interval lines on stderr, like txmq bench.
+	tick := time.NewTicker(time.Second)
+	go func() {
+		var last int64
+		for range tick.C {
+			a := acked.Load()
+			fmt.Fprintf(os.Stderr, "%6.1f %10d msg/s\n", time.Since(start).Seconds(), a-last)
+			last = a
+		}
+	}()
+	wg.Wait()
+	tick.Stop()
+	load := time.Since(start)
+	cpu, _ := cpu0.Since()
+	var h bench.Histogram
+	rec.Drain(&h)
+	res := bench.Result{
+		Mode: "jetstream-publish", Topic: "BENCH (" + storage + ")", Size: size, Inflight: inflight, Batch: 1, Conns: 1,
+		Header: "nats", DurationSec: load.Seconds(), Sent: sent.Load(), Acked: acked.Load(), Errors: errs.Load(),
+		MsgsPerSec: float64(acked.Load()) / load.Seconds(), Latency: bench.LatencyOf(&h), CPU: cpu,
+	}
+	res.MBPerSec = res.MsgsPerSec * float64(size) / 1e6
+	if len(kinds) > 0 {
+		res.ErrorKinds = kinds
+	}
+	if asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	fmt.Printf("acked %d of %d (errors %d) in %.2f s: %.0f msg/s; latency ms p50 %.3f p99 %.3f p99.9 %.3f max %.3f; client CPU %.0f%%\n",
+		res.Acked, res.Sent, res.Errors, res.DurationSec, res.MsgsPerSec, res.Latency.P50, res.Latency.P99, res.Latency.P999,
+		res.Latency.Max, res.CPU.Percent)
+	return nil
+}

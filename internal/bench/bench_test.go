@@ -1,0 +1,157 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/txmq/txmq/internal/testutil"
+)
+
+// These tests check that each mode runs against a real broker and that its
+// counts add up. They assert nothing about timing.
+
+func TestRunModes(t *testing.T) {
+	tb := testutil.RunBroker(t)
+	tests := []struct {
+		name  string
+		cfg   Config
+		check func(t *testing.T, r *Result)
+	}{
+		{"producer sync", Config{Mode: ModeProducer, Topic: "BenchSync", Inflight: 8, Count: 500, Size: 100},
+			func(t *testing.T, r *Result) { wantAcked(t, r, 500) }},
+		{"producer async", Config{Mode: ModeProducer, Topic: "BenchAsync", Inflight: 16, Async: true, Count: 500, Size: 64, Conns: 2},
+			func(t *testing.T, r *Result) { wantAcked(t, r, 500) }},
+		{"producer batch", Config{Mode: ModeProducer, Topic: "BenchBatch", Inflight: 4, Batch: 10, Count: 205, Size: 32},
+			func(t *testing.T, r *Result) { wantAcked(t, r, 205) }},
+		{"producer small messages and binary headers", Config{Mode: ModeProducer, Topic: "BenchSmall", Inflight: 4, Count: 100, Size: 8, Binary: true},
+			func(t *testing.T, r *Result) { wantAcked(t, r, 100) }},
+		{"producer e2e with rate", Config{Mode: ModeProducer, Topic: "BenchE2E", Inflight: 8, Count: 300, Rate: 1000, E2E: true},
+			func(t *testing.T, r *Result) {
+				wantAcked(t, r, 300)
+				if r.Received != r.Acked || r.E2E == nil || r.E2E.Count != uint64(r.Received) {
+					t.Errorf("received %d of %d acked, e2e %+v", r.Received, r.Acked, r.E2E)
+				}
+			}},
+		{"consumer of the sync producer's messages", Config{Mode: ModeConsumer, Topic: "BenchSync", From: "earliest", Count: 500, Duration: 20 * time.Second},
+			func(t *testing.T, r *Result) {
+				if r.Received != 500 || r.Latency.Count != 500 {
+					t.Errorf("received %d (latency samples %d), want 500", r.Received, r.Latency.Count)
+				}
+			}},
+		{"tx commit only", Config{Mode: ModeTx, Topic: "BenchTx", Inflight: 8, Count: 300},
+			func(t *testing.T, r *Result) {
+				wantAcked(t, r, 300)
+				wantTx(t, r)
+				if r.Tx.Committed != 300 || r.Tx.Delivered != 300 {
+					t.Errorf("committed %d delivered %d, want 300", r.Tx.Committed, r.Tx.Delivered)
+				}
+			}},
+		{"tx mix with check-back", Config{Mode: ModeTx, Topic: "BenchTxMix", Inflight: 8, Count: 400, CommitRatio: 0.6,
+			RollbackRatio: 0.2, CheckImmunity: 1, LocalDelay: time.Millisecond},
+			func(t *testing.T, r *Result) {
+				wantAcked(t, r, 400)
+				wantTx(t, r)
+				x := r.Tx
+				if x.RolledBack == 0 || x.LeftUnknown == 0 || x.CheckCommitted != x.LeftUnknown {
+					t.Errorf("rolled back %d, left unknown %d, check-committed %d", x.RolledBack, x.LeftUnknown, x.CheckCommitted)
+				}
+			}},
+		{"tx unknown answered rollback", Config{Mode: ModeTx, Topic: "BenchTxRB", Inflight: 4, Count: 60, CommitRatio: 0.5,
+			CheckImmunity: 1, CheckAnswer: "rollback"},
+			func(t *testing.T, r *Result) {
+				wantAcked(t, r, 60)
+				wantTx(t, r)
+				if r.Tx.CheckRolledBack != r.Tx.LeftUnknown || r.Tx.LeftUnknown == 0 {
+					t.Errorf("left unknown %d, check-rolled-back %d", r.Tx.LeftUnknown, r.Tx.CheckRolledBack)
+				}
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			cfg := tt.cfg
+			cfg.Namesrv = tb.NamesrvAddr
+			cfg.Out = &out
+			cfg.Interval = 200 * time.Millisecond
+			cfg.InProcessBroker = true
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			r, err := Run(ctx, cfg)
+			if err != nil {
+				t.Fatalf("run: %v\n%s", err, out.String())
+			}
+			if !strings.Contains(out.String(), "load generator CPU") || r.CPU.Cores == 0 {
+				t.Errorf("no CPU report:\n%s", out.String())
+			}
+			tt.check(t, r)
+			if t.Failed() {
+				t.Logf("output:\n%s", out.String())
+			}
+		})
+	}
+}
+
+func wantAcked(t *testing.T, r *Result, n int64) {
+	t.Helper()
+	if r.Sent != r.Acked+r.Errors {
+		t.Errorf("sent %d != acked %d + errors %d", r.Sent, r.Acked, r.Errors)
+	}
+	if r.Sent != n || r.Acked != n || r.Errors != 0 {
+		t.Errorf("sent %d acked %d errors %d (%v), want %d sent and acked", r.Sent, r.Acked, r.Errors, r.ErrorKinds, n)
+	}
+	if r.Latency.Count == 0 || r.MsgsPerSec <= 0 {
+		t.Errorf("no latency or rate: %+v", r)
+	}
+}
+
+// wantTx checks that every committed message, and no rolled-back one, was
+// delivered exactly once.
+func wantTx(t *testing.T, r *Result) {
+	t.Helper()
+	x := r.Tx
+	if x == nil {
+		t.Fatal("no tx result")
+	}
+	if got := x.Committed + x.RolledBack + x.LeftUnknown; got != x.HalfAcked {
+		t.Errorf("committed %d + rolled back %d + unknown %d != halves %d", x.Committed, x.RolledBack, x.LeftUnknown, x.HalfAcked)
+	}
+	if x.Missing != 0 || x.Delivered != x.Committed+x.CheckCommitted || x.RolledBackDelivered != 0 ||
+		x.Duplicates != 0 || x.StillUnknown != 0 || x.DeliveredEarly != 0 || x.EndErrors != 0 {
+		t.Errorf("tx result %+v", *x)
+	}
+	if r.E2E == nil || r.E2E.Count != uint64(x.Delivered) {
+		t.Errorf("e2e %+v, delivered %d", r.E2E, x.Delivered)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	tests := []Config{
+		{Mode: "nosuch", Namesrv: "x"},
+		{Mode: ModeProducer},
+		{Mode: ModeProducer, Namesrv: "x", Inflight: -1},
+		{Mode: ModeTx, Namesrv: "x", Batch: 2},
+		{Mode: ModeTx, Namesrv: "x", CommitRatio: 0.8, RollbackRatio: 0.5},
+		{Mode: ModeTx, Namesrv: "x", Async: true},
+		{Mode: ModeConsumer, Namesrv: "x", From: "middle"},
+		{Mode: ModeTx, Namesrv: "x", CheckAnswer: "maybe"},
+	}
+	for _, c := range tests {
+		if err := c.setDefaults(); err == nil {
+			t.Errorf("%+v: no error", c)
+		}
+	}
+}
+
+func TestStamp(t *testing.T) {
+	b := make([]byte, 32)
+	putStamp(b, 42, 1234567)
+	if seq, ns, ok := readStamp(b); !ok || seq != 42 || ns != 1234567 {
+		t.Errorf("stamp read back %d %d %v", seq, ns, ok)
+	}
+	if _, _, ok := readStamp(b[:10]); ok {
+		t.Error("short body read as stamped")
+	}
+}
