@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"sync"
@@ -296,28 +297,31 @@ func (c *Conn) InvokeOneway(req *Command) error {
 
 // begin registers cl under a new opaque and sends req.
 func (c *Conn) begin(req *Command, cl *call) (int32, error) {
-	req.Opaque = c.ep.nextOpaque()
+	// Keep the opaque in a local: once the frame is queued the response
+	// may complete the call and the caller may reuse req at once.
+	opaque := c.ep.nextOpaque()
+	req.Opaque = opaque
 	req.Flag &^= FlagResponse
 	c.pmu.Lock()
 	if c.pending == nil {
 		c.pmu.Unlock()
 		return 0, c.invokeErr(req, c.closedErr())
 	}
-	c.pending[req.Opaque] = cl
+	c.pending[opaque] = cl
 	c.pmu.Unlock()
 	if err := c.Send(req); err != nil {
-		if c.take(req.Opaque) == nil {
+		if c.take(opaque) == nil {
 			// The connection closed and failPending is delivering the
 			// error to cl. An async call gets it through its callback; a
 			// sync one drains it so that cl can be reused.
 			if cl.cb != nil {
-				return req.Opaque, nil
+				return opaque, nil
 			}
 			<-cl.ch
 		}
 		return 0, err
 	}
-	return req.Opaque, nil
+	return opaque, nil
 }
 
 func (c *Conn) invokeErr(req *Command, err error) error {
@@ -535,6 +539,7 @@ func (c *Conn) writeLoop() {
 			c.writeFailed(err)
 			return
 		}
+		yielded := false
 	drain:
 		for {
 			select {
@@ -544,6 +549,14 @@ func (c *Conn) writeLoop() {
 					return
 				}
 			default:
+				// Handlers completed by the same group commit are likely
+				// runnable but not yet scheduled: give them one chance to
+				// queue their responses so that one write carries them all.
+				if !yielded {
+					yielded = true
+					runtime.Gosched()
+					continue
+				}
 				break drain
 			}
 		}
