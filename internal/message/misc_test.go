@@ -128,3 +128,17 @@ func TestBatch(t *testing.T) {
 		t.Fatal("empty batch accepted")
 	}
 }
+
+func TestRangeProperties(t *testing.T) {
+	var got []string
+	RangeProperties("a\x011\x02junk\x02b\x012\x02c\x013\x02", func(k, v string) bool {
+		got = append(got, k+"="+v)
+		return k != "b"
+	})
+	if strings.Join(got, ",") != "a=1,b=2" {
+		t.Fatalf("got %v", got)
+	}
+	if n := testing.AllocsPerRun(100, func() { RangeProperties("a\x011\x02b\x012\x02", func(string, string) bool { return true }) }); n != 0 {
+		t.Fatalf("allocates %v", n)
+	}
+}

@@ -90,6 +90,18 @@ func Property(s, key string) (string, bool) {
 	return "", false
 }
 
+// RangeProperties calls fn for every well-formed entry of the encoded
+// properties s, in order, until fn returns false. It does not allocate.
+func RangeProperties(s string, fn func(key, value string) bool) {
+	for len(s) > 0 {
+		var item string
+		item, s = nextItem(s)
+		if k, v, ok := splitPair(item); ok && !fn(k, v) {
+			return
+		}
+	}
+}
+
 // PropertyBytes is Property over a byte slice (for a View's properties).
 // The result is a new string only when found.
 func PropertyBytes(b []byte, key string) (string, bool) {

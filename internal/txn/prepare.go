@@ -183,15 +183,17 @@ func (s *Service) prepare(ctx context.Context, m *message.Ext, group, uniq strin
 
 // checkNoDelay refuses delay levels and timers (RocketMQ #1540).
 func checkNoDelay(props string) error {
-	if v, ok := message.Property(props, message.PropDelayTimeLevel); ok {
-		if n, err := strconv.Atoi(v); err != nil || n > 0 {
-			return fmt.Errorf("%w: DELAY=%q", ErrDelayNotAllowed, v)
+	var err error
+	message.RangeProperties(props, func(k, v string) bool {
+		switch k {
+		case message.PropDelayTimeLevel:
+			if n, perr := strconv.Atoi(v); perr != nil || n > 0 {
+				err = fmt.Errorf("%w: DELAY=%q", ErrDelayNotAllowed, v)
+			}
+		case message.PropTimerDeliverMs, message.PropTimerDelaySec, message.PropTimerDelayMs:
+			err = fmt.Errorf("%w: %s=%q", ErrDelayNotAllowed, k, v)
 		}
-	}
-	for _, k := range []string{message.PropTimerDeliverMs, message.PropTimerDelaySec, message.PropTimerDelayMs} {
-		if v, ok := message.Property(props, k); ok {
-			return fmt.Errorf("%w: %s=%q", ErrDelayNotAllowed, k, v)
-		}
-	}
-	return nil
+		return err == nil
+	})
+	return err
 }
