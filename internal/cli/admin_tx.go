@@ -48,21 +48,10 @@ func newAdminTxCommand(a *adminClient) *cobra.Command {
 		Short: "List pending transactions, oldest first (topic, group, transaction id, age, checks sent, next check)",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			var all []txn.ListResponse
-			err := each(c, func() *remoting.Command {
+			all, err := gatherJSON(c, each, "list", func() *remoting.Command {
 				return remoting.NewRequest(txn.ReqTxList, map[string]string{"limit": strconv.Itoa(limit), "topic": topic,
 					"producerGroup": group, "transactionId": txid, "minAgeMs": strconv.FormatInt(minAge.Milliseconds(), 10)})
-			}, func(broker string, resp *remoting.Command) error {
-				var lr txn.ListResponse
-				if err := json.Unmarshal(resp.Body, &lr); err != nil {
-					return fmt.Errorf("list from %s: %w", broker, err)
-				}
-				if lr.BrokerName == "" {
-					lr.BrokerName = broker
-				}
-				all = append(all, lr)
-				return nil
-			})
+			}, func(r *txn.ListResponse) *string { return &r.BrokerName })
 			if err != nil {
 				return err
 			}
@@ -157,20 +146,9 @@ func newAdminTxCommand(a *adminClient) *cobra.Command {
 		Short: "List transactions discarded after transactionCheckMax checks (TRANS_CHECK_MAX_TIME_TOPIC), newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			var all []txn.DiscardedResponse
-			err := each(c, func() *remoting.Command {
+			all, err := gatherJSON(c, each, "discarded", func() *remoting.Command {
 				return remoting.NewRequest(txn.ReqTxDiscarded, map[string]string{"limit": strconv.Itoa(limit)})
-			}, func(broker string, resp *remoting.Command) error {
-				var dr txn.DiscardedResponse
-				if err := json.Unmarshal(resp.Body, &dr); err != nil {
-					return fmt.Errorf("discarded from %s: %w", broker, err)
-				}
-				if dr.BrokerName == "" {
-					dr.BrokerName = broker
-				}
-				all = append(all, dr)
-				return nil
-			})
+			}, func(r *txn.DiscardedResponse) *string { return &r.BrokerName })
 			if err != nil {
 				return err
 			}
@@ -196,19 +174,8 @@ func newAdminTxCommand(a *adminClient) *cobra.Command {
 		Short: "Show the transaction counters of every master broker",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			var all []txn.StatsResponse
-			err := each(c, func() *remoting.Command { return remoting.NewRequest(txn.ReqTxStats, nil) },
-				func(broker string, resp *remoting.Command) error {
-					var sr txn.StatsResponse
-					if err := json.Unmarshal(resp.Body, &sr); err != nil {
-						return fmt.Errorf("stats from %s: %w", broker, err)
-					}
-					if sr.BrokerName == "" {
-						sr.BrokerName = broker
-					}
-					all = append(all, sr)
-					return nil
-				})
+			all, err := gatherJSON(c, each, "stats", func() *remoting.Command { return remoting.NewRequest(txn.ReqTxStats, nil) },
+				func(r *txn.StatsResponse) *string { return &r.BrokerName })
 			if err != nil {
 				return err
 			}
@@ -247,4 +214,26 @@ func printJSON(w io.Writer, v any) error {
 	}
 	_, err = fmt.Fprintln(w, string(b))
 	return err
+}
+
+// eachFunc sends a request (built per broker) to every master broker and
+// hands each answer to fn, in broker-name order.
+type eachFunc func(c *cobra.Command, mk func() *remoting.Command, fn func(broker string, resp *remoting.Command) error) error
+
+// gatherJSON asks every master broker and decodes each JSON answer into a
+// T, naming the broker where the answer left its name empty.
+func gatherJSON[T any](c *cobra.Command, each eachFunc, what string, mk func() *remoting.Command, brokerName func(*T) *string) ([]T, error) {
+	var all []T
+	err := each(c, mk, func(broker string, resp *remoting.Command) error {
+		var v T
+		if err := json.Unmarshal(resp.Body, &v); err != nil {
+			return fmt.Errorf("%s from %s: %w", what, broker, err)
+		}
+		if n := brokerName(&v); *n == "" {
+			*n = broker
+		}
+		all = append(all, v)
+		return nil
+	})
+	return all, err
 }
