@@ -26,6 +26,10 @@ var (
 	// ErrUnknownTransaction: no transaction has the given half offset or
 	// transaction id (and none was resolved recently).
 	ErrUnknownTransaction = errors.New("txn: unknown transaction")
+	// ErrAlreadyEnded: a repeated half send names a transaction that is
+	// already rolled back or discarded; the producer must not run its
+	// local transaction.
+	ErrAlreadyEnded = errors.New("txn: the transaction of this repeated half send has already ended")
 	// ErrGroupMismatch: END_TRANSACTION named another producer group than
 	// the half message's PGROUP (Java answers SYSTEM_ERROR).
 	ErrGroupMismatch = errors.New("txn: producer group does not match the half message")
@@ -77,6 +81,8 @@ func ResponseCode(err error) (int32, string) {
 		code = remoting.RespTransactionStateGroupWrong
 	case errors.Is(err, ErrOffsetMismatch), errors.Is(err, ErrBadRequest), errors.Is(err, ErrAmbiguous):
 		code = remoting.RespInvalidParameter
+	case errors.Is(err, ErrAlreadyEnded):
+		code = remoting.RespTransactionFailed
 	case errors.Is(err, ErrNotDiscarded), errors.Is(err, ErrHalfRemoved):
 		code = remoting.RespIllegalOperation
 	case errors.Is(err, ErrClosed), errors.Is(err, ErrNotStarted):

@@ -84,14 +84,14 @@ func (s *Service) Prepare(ctx context.Context, m *message.Ext, producerGroup str
 			}
 			continue // the first failed: try ourselves
 		}
-		var offs []int64
+		var offs []dupCandidate
 		for _, e := range s.candidates(h) {
 			if s.groupName(e.group) == producerGroup {
-				offs = append(offs, e.off)
+				offs = append(offs, dupCandidate{off: e.off, state: StatePrepared})
 			}
 		}
 		if r, ok := s.recent.byHash(h, s.nowMs()-recentTTL.Milliseconds()); ok && s.groupName(r.group) == producerGroup {
-			offs = append(offs, r.off)
+			offs = append(offs, dupCandidate{off: r.off, state: r.state})
 		}
 		f := &prepFlight{group: producerGroup, uniq: uniq, done: make(chan struct{})}
 		s.inflight[h] = append(s.inflight[h], f)
@@ -118,13 +118,31 @@ func (s *Service) Prepare(ctx context.Context, m *message.Ext, producerGroup str
 	}
 }
 
+// dupCandidate is a half that a repeated send may name, with the state of
+// its transaction as far as the service remembers it.
+type dupCandidate struct {
+	off   int64
+	state State
+}
+
 // prepare confirms a duplicate among offs (by reading the halves) or
-// appends the half.
-func (s *Service) prepare(ctx context.Context, m *message.Ext, group, uniq string, h uint64, offs []int64) (PrepareResult, error) {
-	for _, off := range offs {
+// appends the half. A duplicate of a transaction that is already rolled
+// back (or discarded) is refused: answering with the first half's result
+// would make the producer run its local transaction and commit a
+// transaction the broker has already ended (the client retries a send
+// whose answer was lost, and a check may have been answered meanwhile).
+func (s *Service) prepare(ctx context.Context, m *message.Ext, group, uniq string, h uint64, offs []dupCandidate) (PrepareResult, error) {
+	for _, c := range offs {
+		off := c.off
 		hi, err := s.readHalf(off)
 		if err != nil || hi.uniq != uniq || hi.group != group {
 			continue
+		}
+		if c.state == StateRolledBack || c.state == StateDiscarded {
+			s.c.duplicateHalves.Add(1)
+			s.log.Info("txn: repeated half send of a transaction already ended; refusing it",
+				"group", group, "txid", uniq, "half_offset", off, "state", c.state)
+			return PrepareResult{}, fmt.Errorf("%w: transaction %s is %s", ErrAlreadyEnded, uniq, c.state)
 		}
 		s.c.duplicateHalves.Add(1)
 		s.log.Info("txn: repeated half send; answering with the first half", "group", group, "txid", uniq, "half_offset", off)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/txmq/txmq/internal/message"
+	"github.com/txmq/txmq/internal/remoting"
 	"github.com/txmq/txmq/internal/store"
 )
 
@@ -267,6 +268,32 @@ func TestPrepareIdempotent(t *testing.T) {
 	r4 := h.prepare("PG", uniqID(1))
 	if !r4.Duplicate || r4.Append.CommitLogOffset != r1.Append.CommitLogOffset {
 		t.Fatalf("repeat after commit: %+v", r4)
+	}
+}
+
+// TestPrepareRepeatAfterRollback: the client retries a half send whose
+// answer was lost; when a check has meanwhile rolled the transaction back,
+// the repeat is refused, so the producer never runs its local transaction
+// and commits what the broker has already rolled back. (After a commit the
+// repeat answers with the first half, see TestPrepareIdempotent.)
+func TestPrepareRepeatAfterRollback(t *testing.T) {
+	h := newHarness(t, nil)
+	r := h.prepare("PG", uniqID(7))
+	if _, err := h.endOff("PG", r, ResolutionRollback); err != nil {
+		t.Fatal(err)
+	}
+	_, err := h.svc.Prepare(context.Background(), halfMsg("TopicA", 1, uniqID(7), "body"), "PG")
+	if !errors.Is(err, ErrAlreadyEnded) {
+		t.Fatalf("repeat after rollback: %v", err)
+	}
+	if code, _ := ResponseCode(err); code != remoting.RespTransactionFailed {
+		t.Fatalf("code %d", code)
+	}
+	if n := h.log.MaxOffset(message.TransHalfTopic, 0); n != 1 {
+		t.Fatalf("%d halves stored, want 1", n)
+	}
+	if n := h.copiesOf(uniqID(7)); n != 0 {
+		t.Fatalf("%d copies of a rolled-back transaction", n)
 	}
 }
 
