@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/txmq/txmq/internal/lifecycle"
 	"github.com/txmq/txmq/internal/message"
 	"github.com/txmq/txmq/internal/store"
 )
@@ -100,7 +101,7 @@ type Service struct {
 
 	wake     chan struct{}
 	bgCancel context.CancelFunc
-	wg       sync.WaitGroup
+	bg       lifecycle.Group // every goroutine the service starts; Close waits
 	startMu  sync.Mutex
 	started  bool
 	closeRan bool
@@ -334,19 +335,11 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	s.bgCancel = cancel
-	s.goFunc(func() { s.deliverLoop(bg) })
+	s.bg.Go(func() { s.deliverLoop(bg) })
 	if s.cfg.SnapshotDir != "" && s.cfg.SnapshotInterval > 0 {
-		s.goFunc(func() { s.snapshotLoop(bg) })
+		s.bg.Go(func() { s.snapshotLoop(bg) })
 	}
 	return nil
-}
-
-func (s *Service) goFunc(f func()) {
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		f()
-	}()
 }
 
 // Close stops the deliverer and the snapshotter and takes a final
@@ -362,7 +355,7 @@ func (s *Service) Close() error {
 	if s.bgCancel != nil {
 		s.bgCancel()
 	}
-	s.wg.Wait()
+	s.bg.Wait()
 	if s.started {
 		s.closeErr = s.takeSnapshot()
 	}

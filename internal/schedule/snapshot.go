@@ -10,9 +10,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/txmq/txmq/internal/fsutil"
+	"github.com/txmq/txmq/internal/lifecycle"
 )
 
 // Snapshot file layout (big-endian):
@@ -43,20 +43,13 @@ type snapshot struct {
 
 func (s *Service) snapshotPath() string { return filepath.Join(s.cfg.SnapshotDir, snapshotFileName) }
 
-// snapshotLoop takes a snapshot every SnapshotInterval when anything changed.
+// snapshotLoop takes a snapshot every SnapshotInterval.
 func (s *Service) snapshotLoop(ctx context.Context) {
-	t := time.NewTicker(s.cfg.SnapshotInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := s.takeSnapshot(); err != nil {
-				s.log.Warn("schedule: snapshot failed", "err", err)
-			}
+	lifecycle.Every(ctx, s.cfg.SnapshotInterval, func() {
+		if err := s.takeSnapshot(); err != nil {
+			s.log.Warn("schedule: snapshot failed", "err", err)
 		}
-	}
+	})
 }
 
 // takeSnapshot encodes the wheel and the in-flight batch under mu, flushes

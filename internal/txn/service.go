@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/txmq/txmq/internal/lifecycle"
 	"github.com/txmq/txmq/internal/message"
 	"github.com/txmq/txmq/internal/remoting"
 	"github.com/txmq/txmq/internal/store"
@@ -162,7 +163,7 @@ type Service struct {
 
 	wake     chan struct{}
 	bgCancel context.CancelFunc
-	wg       sync.WaitGroup
+	bg       lifecycle.Group // every goroutine the service starts; Close waits
 	startMu  sync.Mutex
 	started  bool
 	closeErr error
@@ -305,20 +306,11 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	s.bgCancel = cancel
-	s.goFunc(func() { s.schedulerLoop(bg) })
+	s.bg.Go(func() { s.schedulerLoop(bg) })
 	if s.cfg.SnapshotDir != "" && s.cfg.SnapshotInterval > 0 {
-		s.goFunc(func() { s.snapshotLoop(bg) })
+		s.bg.Go(func() { s.snapshotLoop(bg) })
 	}
 	return nil
-}
-
-// goFunc is the one place the service starts goroutines; Close waits.
-func (s *Service) goFunc(f func()) {
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		f()
-	}()
 }
 
 // Close stops the scheduler and the snapshotter and takes a final
@@ -334,7 +326,7 @@ func (s *Service) Close() error {
 	if s.bgCancel != nil {
 		s.bgCancel()
 	}
-	s.wg.Wait()
+	s.bg.Wait()
 	if s.started && s.cfg.SnapshotDir != "" {
 		if err := s.takeSnapshot(); err != nil {
 			s.closeErr = err

@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"hash/crc32"
 	"os"
-	"time"
 
 	"github.com/txmq/txmq/internal/fsutil"
+	"github.com/txmq/txmq/internal/lifecycle"
 )
 
 // Snapshot file layout (big-endian):
@@ -47,18 +47,11 @@ type snapshot struct {
 
 // snapshotLoop takes a snapshot every SnapshotInterval.
 func (s *Service) snapshotLoop(ctx context.Context) {
-	t := time.NewTicker(s.cfg.SnapshotInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := s.takeSnapshot(); err != nil {
-				s.log.Warn("txn: snapshot failed", "err", err)
-			}
+	lifecycle.Every(ctx, s.cfg.SnapshotInterval, func() {
+		if err := s.takeSnapshot(); err != nil {
+			s.log.Warn("txn: snapshot failed", "err", err)
 		}
-	}
+	})
 }
 
 // takeSnapshot copies the pending set under mu, encodes it outside the
