@@ -10,20 +10,42 @@ import (
 	"time"
 )
 
-// Group tracks the goroutines a component starts. The zero value is ready.
-type Group struct{ wg sync.WaitGroup }
+// Group owns the goroutines a component starts: Go runs each with the
+// group's context, Stop cancels that context and waits for all of them.
+// The zero value is ready; Stop is idempotent.
+type Group struct {
+	mu     sync.Mutex
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
 
-// Go runs f on a new goroutine tracked by the group.
-func (g *Group) Go(f func()) {
+// Go runs f on a new goroutine tracked by the group, with a context that
+// Stop cancels.
+func (g *Group) Go(f func(ctx context.Context)) {
+	g.mu.Lock()
+	if g.ctx == nil {
+		g.ctx, g.cancel = context.WithCancel(context.Background())
+	}
+	ctx := g.ctx
 	g.wg.Add(1)
+	g.mu.Unlock()
 	go func() {
 		defer g.wg.Done()
-		f()
+		f(ctx)
 	}()
 }
 
-// Wait returns once every goroutine started by Go has returned.
-func (g *Group) Wait() { g.wg.Wait() }
+// Stop cancels the group's context and returns once every goroutine
+// started by Go has returned.
+func (g *Group) Stop() {
+	g.mu.Lock()
+	if g.cancel != nil {
+		g.cancel()
+	}
+	g.mu.Unlock()
+	g.wg.Wait()
+}
 
 // Every calls fn every d until ctx is done; the first call is after d.
 func Every(ctx context.Context, d time.Duration, fn func()) {

@@ -10,8 +10,7 @@ import (
 func TestGroupAndEvery(t *testing.T) {
 	var g Group
 	var n atomic.Int64
-	ctx, cancel := context.WithCancel(context.Background())
-	g.Go(func() { Every(ctx, time.Millisecond, func() { n.Add(1) }) })
+	g.Go(func(ctx context.Context) { Every(ctx, time.Millisecond, func() { n.Add(1) }) })
 	deadline := time.Now().Add(5 * time.Second)
 	for n.Load() < 3 {
 		if time.Now().After(deadline) {
@@ -19,8 +18,8 @@ func TestGroupAndEvery(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	cancel()
-	g.Wait() // returns only once the loop has stopped
+	g.Stop() // cancels the loop's context and returns once it has stopped
+	g.Stop() // idempotent
 	after := n.Load()
 	time.Sleep(10 * time.Millisecond)
 	if n.Load() != after {

@@ -100,7 +100,6 @@ type Service struct {
 	seen atomic.Int64
 
 	wake     chan struct{}
-	bgCancel context.CancelFunc
 	bg       lifecycle.Group // every goroutine the service starts; Close waits
 	startMu  sync.Mutex
 	started  bool
@@ -333,11 +332,9 @@ func (s *Service) Start(ctx context.Context) error {
 	if s.cfg.noBackground {
 		return nil
 	}
-	bg, cancel := context.WithCancel(context.Background())
-	s.bgCancel = cancel
-	s.bg.Go(func() { s.deliverLoop(bg) })
+	s.bg.Go(s.deliverLoop)
 	if s.cfg.SnapshotDir != "" && s.cfg.SnapshotInterval > 0 {
-		s.bg.Go(func() { s.snapshotLoop(bg) })
+		s.bg.Go(s.snapshotLoop)
 	}
 	return nil
 }
@@ -352,10 +349,7 @@ func (s *Service) Close() error {
 		return s.closeErr
 	}
 	s.closeRan = true
-	if s.bgCancel != nil {
-		s.bgCancel()
-	}
-	s.bg.Wait()
+	s.bg.Stop()
 	if s.started {
 		s.closeErr = s.takeSnapshot()
 	}

@@ -162,7 +162,6 @@ type Service struct {
 	seen atomic.Int64
 
 	wake     chan struct{}
-	bgCancel context.CancelFunc
 	bg       lifecycle.Group // every goroutine the service starts; Close waits
 	startMu  sync.Mutex
 	started  bool
@@ -304,11 +303,9 @@ func (s *Service) Start(ctx context.Context) error {
 	if s.cfg.noBackground {
 		return nil
 	}
-	bg, cancel := context.WithCancel(context.Background())
-	s.bgCancel = cancel
-	s.bg.Go(func() { s.schedulerLoop(bg) })
+	s.bg.Go(s.schedulerLoop)
 	if s.cfg.SnapshotDir != "" && s.cfg.SnapshotInterval > 0 {
-		s.bg.Go(func() { s.snapshotLoop(bg) })
+		s.bg.Go(s.snapshotLoop)
 	}
 	return nil
 }
@@ -323,10 +320,7 @@ func (s *Service) Close() error {
 		return s.closeErr
 	}
 	s.closeRan = true
-	if s.bgCancel != nil {
-		s.bgCancel()
-	}
-	s.bg.Wait()
+	s.bg.Stop()
 	if s.started && s.cfg.SnapshotDir != "" {
 		if err := s.takeSnapshot(); err != nil {
 			s.closeErr = err
