@@ -1,7 +1,6 @@
 package schedule
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/netip"
@@ -13,40 +12,12 @@ import (
 
 	"github.com/txmq/txmq/internal/message"
 	"github.com/txmq/txmq/internal/store"
+	"github.com/txmq/txmq/internal/testutil/testkit"
 )
 
-type tWriter struct{ t testing.TB }
+func testLogger(t testing.TB) *slog.Logger { return testkit.Logger(t) }
 
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(bytes.TrimRight(p, "\n")))
-	return len(p), nil
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.DiscardHandler)
-}
-
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *fakeClock { return &fakeClock{now: time.UnixMilli(1_700_000_000_000)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
+func newClock() *testkit.Clock { return testkit.NewClock(time.UnixMilli(1_700_000_000_000)) }
 
 var host = netip.MustParseAddrPort("127.0.0.1:10911")
 
@@ -56,7 +27,7 @@ var testLevels = []time.Duration{time.Second, 2 * time.Second, 3 * time.Second, 
 type env struct {
 	t     testing.TB
 	dir   string
-	clock *fakeClock
+	clock *testkit.Clock
 	st    *store.Store
 	svc   *Service
 	hook  atomic.Pointer[Service]
@@ -67,7 +38,7 @@ type env struct {
 	opts func(*Config)
 }
 
-func newEnv(t testing.TB, clock *fakeClock, dir string, opts func(*Config)) *env {
+func newEnv(t testing.TB, clock *testkit.Clock, dir string, opts func(*Config)) *env {
 	t.Helper()
 	e := &env{t: t, dir: dir, clock: clock, got: map[string][]message.View{}, opts: opts}
 	e.open()

@@ -1,7 +1,6 @@
 package txn
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,38 +16,10 @@ import (
 	"github.com/txmq/txmq/internal/message"
 	"github.com/txmq/txmq/internal/remoting"
 	"github.com/txmq/txmq/internal/store"
+	"github.com/txmq/txmq/internal/testutil/testkit"
 )
 
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(bytes.TrimRight(p, "\n")))
-	return len(p), nil
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.DiscardHandler)
-}
-
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
+func testLogger(t testing.TB) *slog.Logger { return testkit.Logger(t) }
 
 const testSegSize = 256 << 10
 
@@ -104,7 +75,7 @@ func openStore(t testing.TB, dir string, mode store.FlushMode, now func() time.T
 type harness struct {
 	t     testing.TB
 	dir   string
-	clk   *fakeClock
+	clk   *testkit.Clock
 	cfg   Config
 	log   *countingStore
 	hook  atomic.Pointer[Service] // the service the store's OnRecord feeds
@@ -115,7 +86,7 @@ type harness struct {
 }
 
 func newHarness(t testing.TB, mod func(*Config)) *harness {
-	h := &harness{t: t, dir: testDir(t), clk: &fakeClock{now: time.UnixMilli(1_700_000_000_000)}}
+	h := &harness{t: t, dir: testDir(t), clk: testkit.NewClock(time.UnixMilli(1_700_000_000_000))}
 	h.cfg = Config{
 		Enable: true, Timeout: 6 * time.Second, CheckInterval: 30 * time.Second, CheckMax: 15,
 		FileReservedTime: 72 * time.Hour, BrokerName: "broker-a", StoreHost: storeHost,

@@ -16,6 +16,7 @@ import (
 
 	"github.com/txmq/txmq/internal/message"
 	"github.com/txmq/txmq/internal/store"
+	"github.com/txmq/txmq/internal/testutil/testkit"
 )
 
 func plain(i int) *message.Ext {
@@ -207,7 +208,7 @@ func TestSIGKILL(t *testing.T) {
 			t.Fatalf("helper stopped after %d lines", lines)
 		}
 	}
-	h := &harness{t: t, dir: dir, clk: &fakeClock{now: time.Now()}, prods: newTestProducers(t), flush: store.SyncFlush}
+	h := &harness{t: t, dir: dir, clk: testkit.NewClock(time.Now()), prods: newTestProducers(t), flush: store.SyncFlush}
 	h.cfg = Config{Enable: true, Timeout: time.Hour, SnapshotDir: dir, StoreHost: storeHost, Now: h.clk.Now, noBackground: true}
 	h.open()
 	defer h.close()

@@ -12,6 +12,7 @@ import (
 	"github.com/txmq/txmq/internal/message"
 	"github.com/txmq/txmq/internal/remoting"
 	"github.com/txmq/txmq/internal/store"
+	"github.com/txmq/txmq/internal/testutil/testkit"
 )
 
 func TestPrepareStoresHalf(t *testing.T) {
@@ -467,7 +468,7 @@ func TestProducersRotate(t *testing.T) {
 // apply their own records, counted as hook misses.
 func TestWithoutHook(t *testing.T) {
 	var none atomic.Pointer[Service] // never set: the hook forwards nowhere
-	clk := &fakeClock{now: time.UnixMilli(1_700_000_000_000)}
+	clk := testkit.NewClock(time.UnixMilli(1_700_000_000_000))
 	st := openStore(t, testDir(t)+"/store", store.AsyncFlush, clk.Now, nil, &none)
 	defer st.Close()
 	svc, err := New(Config{Enable: true, CheckMax: 1, StoreHost: storeHost, Now: clk.Now, noBackground: true}, st, nil)
