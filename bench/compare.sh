@@ -14,11 +14,14 @@
 # run is bounded by `timeout`, and everything started here is stopped on exit.
 #
 # Usage: bench/compare.sh [results-dir]
-#   DUR=10s SIZE=1024 INFLIGHT=64 RATE=20000 bench/compare.sh
+#   DUR=10s WARMUP=2s SIZE=1024 INFLIGHT=64 RATE=20000 bench/compare.sh
+#   (WARMUP: load before each measured DUR, dropped from rates, latencies
+#   and the load generators' CPU; the servers' CPU covers both)
 #   QUIET_WAIT=300 bench/compare.sh   wait up to 300 s for load average < 0.7
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DUR=${DUR:-10s}
+WARMUP=${WARMUP:-2s}
 SIZE=${SIZE:-1024}
 INFLIGHT=${INFLIGHT:-64}
 RATE=${RATE:-20000}
@@ -96,7 +99,7 @@ log "machine"
 	echo "cpus: $(nproc), memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
 	go version
 	echo "data directory: $WORK ($(df -T "$WORK" | awk 'NR==2 {print $2 " on " $1}'))"
-	echo "size $SIZE B, in-flight $INFLIGHT, duration $DUR per run, e2e rate $RATE msg/s"
+	echo "size $SIZE B, in-flight $INFLIGHT, duration $DUR per run after a $WARMUP warm-up, e2e rate $RATE msg/s"
 } | tee "$OUT/machine.txt" >&2
 if [ "$QUIET_WAIT" -gt 0 ]; then
 	end=$(($(date +%s) + QUIET_WAIT))
@@ -136,7 +139,7 @@ start_txmq() {
 	NS=127.0.0.1:$np
 }
 TXB=("$BIN/txmq" bench)
-COMMON=(-s "$SIZE" -w "$INFLIGHT" --json)
+COMMON=(-s "$SIZE" -w "$INFLIGHT" --warmup "$WARMUP" --json)
 
 log "txmq: idle RSS and readiness"
 start_txmq ASYNC_FLUSH
@@ -157,7 +160,7 @@ log "txmq: plain sends, ASYNC_FLUSH, then consume them"
 start_txmq ASYNC_FLUSH
 measure txmq-send-async "$TXMQ_PID" "${TXB[@]}" producer -n "$NS" -t Bench -d "$DUR" "${COMMON[@]}"
 acked=$("$BIN/cmptable" field "$OUT/txmq-send-async.json" acked 2>/dev/null || echo 0)
-measure txmq-consume "$TXMQ_PID" "${TXB[@]}" consumer -n "$NS" -t Bench --from earliest -c "${acked%.*}" -d 60s "${COMMON[@]}"
+measure txmq-consume "$TXMQ_PID" "${TXB[@]}" consumer -n "$NS" -t Bench --from earliest -c "${acked%.*}" -d 60s -s "$SIZE" -w "$INFLIGHT" --json
 stop "$TXMQ_PID"
 
 log "txmq: transactions (half, empty local step, commit, delivery), SYNC_FLUSH"
@@ -200,11 +203,15 @@ start_nats() {
 }
 log "NATS JetStream: acknowledged publishes, sync_interval: always"
 start_nats always
-measure js-send-always "$NATS_PID" "$BIN/jsbench" -url "$NATS_URL" -size "$SIZE" -inflight "$INFLIGHT" -duration "$DUR" -json
+measure js-send-always "$NATS_PID" "$BIN/jsbench" -url "$NATS_URL" -size "$SIZE" -inflight "$INFLIGHT" -duration "$DUR" -warmup "$WARMUP" -json
+stop "$NATS_PID"
+log "NATS JetStream: acknowledged publishes, sync_interval: 500ms (txmq ASYNC_FLUSH's flush interval)"
+start_nats 500ms
+measure js-send-500ms "$NATS_PID" "$BIN/jsbench" -url "$NATS_URL" -size "$SIZE" -inflight "$INFLIGHT" -duration "$DUR" -warmup "$WARMUP" -json
 stop "$NATS_PID"
 log "NATS JetStream: acknowledged publishes, default sync interval"
 start_nats ""
-measure js-send-default "$NATS_PID" "$BIN/jsbench" -url "$NATS_URL" -size "$SIZE" -inflight "$INFLIGHT" -duration "$DUR" -json
+measure js-send-default "$NATS_PID" "$BIN/jsbench" -url "$NATS_URL" -size "$SIZE" -inflight "$INFLIGHT" -duration "$DUR" -warmup "$WARMUP" -json
 stop "$NATS_PID"
 
 log "DTM: two-phase messages (Prepare, empty local step, Submit, HTTP branch delivery)"

@@ -35,6 +35,20 @@ func TestRunModes(t *testing.T) {
 					t.Errorf("received %d of %d acked, e2e %+v", r.Received, r.Acked, r.E2E)
 				}
 			}},
+		{"producer with a warm-up", Config{Mode: ModeProducer, Topic: "BenchWarm", Inflight: 4, Rate: 2000,
+			Warmup: 300 * time.Millisecond, Duration: 500 * time.Millisecond},
+			func(t *testing.T, r *Result) {
+				// ~600 messages before the measured phase, ~1000 in it.
+				if r.WarmupSec != 0.3 || r.DurationSec < 0.4 || r.DurationSec > 1 {
+					t.Errorf("warm-up %.2f s, measured %.2f s", r.WarmupSec, r.DurationSec)
+				}
+				if r.Acked == 0 || r.Latency.Count == 0 || r.Latency.Count >= uint64(r.Acked) {
+					t.Errorf("acked %d, latency samples %d: warm-up samples not dropped", r.Acked, r.Latency.Count)
+				}
+				if r.MsgsPerSec < 1000 || r.MsgsPerSec > 3000 {
+					t.Errorf("%.0f msgs/s measured at a 2000/s cap", r.MsgsPerSec)
+				}
+			}},
 		{"consumer of the sync producer's messages", Config{Mode: ModeConsumer, Topic: "BenchSync", From: "earliest", Count: 500, Duration: 20 * time.Second},
 			func(t *testing.T, r *Result) {
 				if r.Received != 500 || r.Latency.Count != 500 {

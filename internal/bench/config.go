@@ -29,9 +29,14 @@ type Config struct {
 	// keeps this many InvokeAsync calls open.
 	Inflight int
 	Duration time.Duration // run length; default 10s unless Count is set
-	Count    int64         // stop after this many messages (tx: transactions)
-	Async    bool          // producer: asynchronous invocations
-	Batch    int           // producer: messages per SEND_BATCH_MESSAGE; 1 = single sends
+	// Warmup runs the load this long before the measured Duration starts:
+	// its latencies are dropped and rates count from its end (connections,
+	// goroutine stacks, fresh files and the broker's first pages are then
+	// warm). Not counted in Count's messages' rates either.
+	Warmup time.Duration
+	Count  int64 // stop after this many messages (tx: transactions)
+	Async  bool  // producer: asynchronous invocations
+	Batch  int   // producer: messages per SEND_BATCH_MESSAGE; 1 = single sends
 	// Rate caps messages (tx: transactions) per second; 0 means as fast as
 	// the window allows. Latency is then measured from each message's
 	// scheduled start, so a stalled broker shows up in the percentiles.
@@ -146,8 +151,8 @@ func (c *Config) setDefaults() error {
 		return fmt.Errorf("bench: conns %d: want 1 to 256", c.Conns)
 	case c.Queues < 1 || c.Queues > 1024:
 		return fmt.Errorf("bench: queues %d: want 1 to 1024", c.Queues)
-	case c.Duration < 0 || c.Count < 0 || c.Rate < 0 || c.Timeout < 0 || c.LocalDelay < 0 || c.CheckImmunity < 0:
-		return errors.New("bench: negative duration, count, rate, timeout, local delay or check immunity")
+	case c.Duration < 0 || c.Warmup < 0 || c.Count < 0 || c.Rate < 0 || c.Timeout < 0 || c.LocalDelay < 0 || c.CheckImmunity < 0:
+		return errors.New("bench: negative duration, warm-up, count, rate, timeout, local delay or check immunity")
 	case c.CommitRatio < 0 || c.RollbackRatio < 0 || c.CommitRatio+c.RollbackRatio > 1+1e-9:
 		return fmt.Errorf("bench: commit ratio %g + rollback ratio %g must be within 0..1", c.CommitRatio, c.RollbackRatio)
 	case c.CheckAnswer != "commit" && c.CheckAnswer != "rollback":

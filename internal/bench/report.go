@@ -62,7 +62,8 @@ type Result struct {
 	Conns       int     `json:"conns"`
 	Rate        int     `json:"rate,omitempty"`
 	Header      string  `json:"header"`
-	DurationSec float64 `json:"duration_s"` // the load phase (rates are over it)
+	DurationSec float64 `json:"duration_s"`         // the measured load phase (rates are over it)
+	WarmupSec   float64 `json:"warmup_s,omitempty"` // load before the measured phase (not in rates or latencies)
 
 	Sent        int64            `json:"sent"`   // messages whose send was issued (tx: half messages)
 	Acked       int64            `json:"acked"`  // answered SUCCESS
@@ -92,14 +93,49 @@ type reporter struct {
 	cpu           CPUMeter
 	loadEnd       time.Time
 	headerDone    bool
+
+	// After a warm-up: where the measured phase starts, the counters and
+	// the CPU meter at that point. warm is false without a warm-up (or
+	// when the load ended within it).
+	warm      bool
+	measStart time.Time
+	base      counters
+	cpuBase   CPUMeter
+}
+
+// endWarmup drops the latencies recorded so far and starts the measured
+// phase at now.
+func (p *reporter) endWarmup(now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var scratch Histogram
+	p.r.lat.Drain(&scratch)
+	p.r.e2e.Drain(&scratch)
+	p.totLat.Reset()
+	p.totE2.Reset()
+	p.base = p.r.counters()
+	p.measStart = now
+	p.cpuBase = StartCPU()
+	p.warm = true
+}
+
+// measured returns where the measured phase started and the CPU meter
+// started with it: the warm-up's end, or start and cpu0 without one.
+func (p *reporter) measured(start time.Time, cpu0 CPUMeter) (time.Time, CPUMeter) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.warm {
+		return p.measStart, p.cpuBase
+	}
+	return start, cpu0
 }
 
 type counters struct {
-	acked, errs, received, txDone, commits int64
+	acked, errs, received, receivedBytes, txDone, commits int64
 }
 
 func (r *runner) counters() counters {
-	c := counters{acked: r.acked.Load(), errs: r.errs.Load(), received: r.received.Load()}
+	c := counters{acked: r.acked.Load(), errs: r.errs.Load(), received: r.received.Load(), receivedBytes: r.receivedBytes.Load()}
 	if r.tx != nil {
 		c.commits = r.tx.committed.Load()
 		c.txDone = c.commits + r.tx.rolledBack.Load() + r.tx.leftUnknown.Load()
@@ -231,20 +267,27 @@ func (p *reporter) result(load time.Duration, cpu CPUUsage) *Result {
 	}
 	r.errMu.Unlock()
 	res.Received = r.received.Load()
+	// Counts are of the whole run (they check delivery); rates are of the
+	// measured phase.
+	var base counters
+	if p.warm {
+		base = p.base
+		res.WarmupSec = cfg.Warmup.Seconds()
+	}
 	switch cfg.Mode {
 	case ModeConsumer:
-		res.MsgsPerSec = rate(res.Received)
-		res.MBPerSec = rate(r.receivedBytes.Load()) / 1e6
+		res.MsgsPerSec = rate(res.Received - base.received)
+		res.MBPerSec = rate(r.receivedBytes.Load()-base.receivedBytes) / 1e6
 		res.Latency = LatencyOf(&p.totE2)
 		res.RecvPerSec = res.MsgsPerSec
 	default:
-		res.MsgsPerSec = rate(res.Acked)
+		res.MsgsPerSec = rate(res.Acked - base.acked)
 		res.MBPerSec = res.MsgsPerSec * float64(cfg.Size) / 1e6
 		res.Latency = LatencyOf(&p.totLat)
 		if cfg.E2E || cfg.Mode == ModeTx {
 			e := LatencyOf(&p.totE2)
 			res.E2E = &e
-			res.RecvPerSec = rate(res.Received)
+			res.RecvPerSec = rate(res.Received - base.received)
 		}
 	}
 	if tx := r.tx; tx != nil {
@@ -260,8 +303,8 @@ func (p *reporter) result(load time.Duration, cpu CPUUsage) *Result {
 			DeliveredEarly: tx.deliveredEarly.Load(), Untracked: tx.untracked.Load(), CheckDelay: LatencyOf(&ch),
 		}
 		t.Missing = max(tx.committedTotal()-t.Delivered, 0)
-		t.TxPerSec = rate(t.Committed + t.RolledBack + t.LeftUnknown)
-		t.CommitsPerSec = rate(t.Committed)
+		t.TxPerSec = rate(t.Committed + t.RolledBack + t.LeftUnknown - base.txDone)
+		t.CommitsPerSec = rate(t.Committed - base.commits)
 		res.Tx = t
 	}
 	return res
@@ -276,17 +319,20 @@ func (p *reporter) printSummary(res *Result) {
 	fmt.Fprintf(w, "\n--- summary: %s, topic %s, %d B messages, in-flight %d, batch %d, %s, %d conn(s), %s headers\n",
 		res.Mode, res.Topic, res.Size, res.Inflight, res.Batch, map[bool]string{true: "async", false: "sync"}[res.Async],
 		res.Conns, res.Header)
+	if res.WarmupSec > 0 {
+		fmt.Fprintf(w, "(counts include a %.1f s warm-up; rates, latencies and CPU are of the %.2f s after it)\n", res.WarmupSec, res.DurationSec)
+	}
 	lat := func(name string, l Latency) {
 		fmt.Fprintf(w, "%-22s p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f  mean %.3f ms  (%d samples)\n",
 			name, l.P50, l.P90, l.P99, l.P999, l.Max, l.Mean, l.Count)
 	}
 	switch cfg.Mode {
 	case ModeConsumer:
-		fmt.Fprintf(w, "received %d messages in %.2f s: %.0f msg/s, %.2f MB/s\n", res.Received, res.DurationSec, res.MsgsPerSec, res.MBPerSec)
+		fmt.Fprintf(w, "received %d messages in %.2f s: %.0f msg/s, %.2f MB/s\n", res.Received, res.DurationSec+res.WarmupSec, res.MsgsPerSec, res.MBPerSec)
 		lat("send-to-delivery", res.Latency)
 	default:
 		fmt.Fprintf(w, "sent %d = acked %d + errors %d in %.2f s: %.0f msg/s, %.2f MB/s\n",
-			res.Sent, res.Acked, res.Errors, res.DurationSec, res.MsgsPerSec, res.MBPerSec)
+			res.Sent, res.Acked, res.Errors, res.DurationSec+res.WarmupSec, res.MsgsPerSec, res.MBPerSec)
 		name := "send latency (ms)"
 		if cfg.Mode == ModeTx {
 			name = "transaction (ms)"

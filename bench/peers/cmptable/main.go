@@ -39,6 +39,7 @@ func main() {
 		{"txmq-send-sync", "txmq send (acked)", "SYNC_FLUSH: fsync per group commit before the ack"},
 		{"js-send-always", "JetStream publish (acked)", "sync_interval: always (fsync per write before the ack)"},
 		{"txmq-send-async", "txmq send (acked)", "ASYNC_FLUSH: fsync every 500 ms"},
+		{"js-send-500ms", "JetStream publish (acked)", "sync_interval: 500ms (fsync every 500 ms)"},
 		{"js-send-default", "JetStream publish (acked)", "default sync_interval (fsync every 2 min)"},
 		{"txmq-consume", "txmq consume (pull)", "backlog of the ASYNC_FLUSH run (latency = its age)"},
 		{"txmq-tx-sync", "txmq transactions", "SYNC_FLUSH"},
@@ -105,13 +106,16 @@ func main() {
 		target   float64
 	}{
 		{"txmq send / JetStream publish, fsync before ack", "txmq-send-sync", "js-send-always", false, false, 1.5},
-		{"txmq send / JetStream publish, periodic fsync", "txmq-send-async", "js-send-default", false, false, 1.5},
+		{"txmq send / JetStream publish, fsync every 500 ms", "txmq-send-async", "js-send-500ms", false, false, 1.5},
+		{"txmq send (500 ms) / JetStream publish (2 min)", "txmq-send-async", "js-send-default", false, false, 0},
 		{"txmq transactions / txmq sends, SYNC_FLUSH", "txmq-tx-sync", "txmq-send-sync", true, false, 0.5},
 		{"txmq transactions / txmq sends, ASYNC_FLUSH", "txmq-tx-async", "txmq-send-async", true, false, 0.5},
 		{"txmq transactions (SYNC_FLUSH) / DTM 2-phase msgs", "txmq-tx-sync", "dtm-msg", true, true, 5},
 		{"txmq transactions (ASYNC_FLUSH) / DTM 2-phase msgs", "txmq-tx-async", "dtm-msg", true, true, 5},
 	} {
-		if v, ok := ratio(q.a, q.b, q.txa, q.txb); ok {
+		if v, ok := ratio(q.a, q.b, q.txa, q.txb); ok && q.target == 0 {
+			fmt.Printf("%-55s %8.2fx  (weaker durability on the peer's side; for information)\n", q.name, v)
+		} else if ok {
 			met := "no"
 			if v >= q.target {
 				met = "yes"

@@ -24,17 +24,18 @@ func main() {
 	url := flag.String("url", "nats://127.0.0.1:4222", "server URL")
 	size := flag.Int("size", 1024, "message size in bytes")
 	inflight := flag.Int("inflight", 64, "publishes awaiting their ack at once")
-	dur := flag.Duration("duration", 10*time.Second, "run time")
+	dur := flag.Duration("duration", 10*time.Second, "measured run time")
+	warmup := flag.Duration("warmup", 0, "load before the measured run time (dropped from rates and latencies)")
 	storage := flag.String("storage", "file", "stream storage: file or memory")
 	asJSON := flag.Bool("json", false, "print the summary as JSON")
 	flag.Parse()
-	if err := run(*url, *size, *inflight, *dur, *storage, *asJSON); err != nil {
+	if err := run(*url, *size, *inflight, *dur, *warmup, *storage, *asJSON); err != nil {
 		fmt.Fprintln(os.Stderr, "jsbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(url string, size, inflight int, dur time.Duration, storage string, asJSON bool) error {
+func run(url string, size, inflight int, dur, warmup time.Duration, storage string, asJSON bool) error {
 	nc, err := nats.Connect(url, nats.Name("jsbench"))
 	if err != nil {
 		return err
@@ -65,8 +66,27 @@ func run(url string, size, inflight int, dur time.Duration, storage string, asJS
 	kinds := map[string]int64{}
 	cpu0 := bench.StartCPU()
 	start := time.Now()
-	lctx, cancel := context.WithTimeout(ctx, dur)
+	begin := start
+	lctx, cancel := context.WithTimeout(ctx, warmup+dur)
 	defer cancel()
+	// The measured phase starts after the warm-up: latencies recorded so
+	// far are dropped, rates and CPU count from there.
+	var measMu sync.Mutex
+	var base int64
+	if warmup > 0 {
+		go func() {
+			select {
+			case <-lctx.Done():
+			case <-time.After(warmup):
+				measMu.Lock()
+				var scratch bench.Histogram
+				rec.Drain(&scratch)
+				base = acked.Load()
+				start, cpu0 = time.Now(), bench.StartCPU()
+				measMu.Unlock()
+			}
+		}()
+	}
 	var wg sync.WaitGroup
 	for range inflight {
 		wg.Add(1)
@@ -96,20 +116,23 @@ func run(url string, size, inflight int, dur time.Duration, storage string, asJS
 		var last int64
 		for range tick.C {
 			a := acked.Load()
-			fmt.Fprintf(os.Stderr, "%6.1f %10d msg/s\n", time.Since(start).Seconds(), a-last)
+			fmt.Fprintf(os.Stderr, "%6.1f %10d msg/s\n", time.Since(begin).Seconds(), a-last)
 			last = a
 		}
 	}()
 	wg.Wait()
 	tick.Stop()
+	measMu.Lock()
 	load := time.Since(start)
 	cpu, _ := cpu0.Since()
+	measured := acked.Load() - base
+	measMu.Unlock()
 	var h bench.Histogram
 	rec.Drain(&h)
 	res := bench.Result{
 		Mode: "jetstream-publish", Topic: "BENCH (" + storage + ")", Size: size, Inflight: inflight, Batch: 1, Conns: 1,
 		Header: "nats", DurationSec: load.Seconds(), Sent: sent.Load(), Acked: acked.Load(), Errors: errs.Load(),
-		MsgsPerSec: float64(acked.Load()) / load.Seconds(), Latency: bench.LatencyOf(&h), CPU: cpu,
+		MsgsPerSec: float64(measured) / load.Seconds(), Latency: bench.LatencyOf(&h), CPU: cpu,
 	}
 	res.MBPerSec = res.MsgsPerSec * float64(size) / 1e6
 	if len(kinds) > 0 {
