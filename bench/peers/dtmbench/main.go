@@ -146,10 +146,15 @@ func run(dtm string, size, inflight int, dur, localDelay, drain time.Duration, a
 	tick.Stop()
 	cpu, _ := cpu0.Since()
 	// Say what DTM reports for a few transactions it has not delivered.
+	left := 0
+	commitNs.Range(func(any, any) bool { left++; return true })
+	fmt.Fprintf(os.Stderr, "%d submitted transactions not delivered\n", left)
 	shown := 0
 	commitNs.Range(func(k, _ any) bool {
 		resp, err := dtmcli.GetRestyClient().R().SetQueryParam("gid", k.(string)).Get(dtm + "/query")
-		if err == nil {
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "undelivered %s: query: %v\n", k, err)
+		} else {
 			body := resp.String()
 			if len(body) > 400 {
 				body = body[:400]
