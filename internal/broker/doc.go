@@ -39,6 +39,13 @@
 // releases the queue-map lock before it takes a queue's). Every goroutine the broker starts goes through
 // lifecycle.goFunc, and Shutdown waits for all of them.
 //
+// Buffers: the send handlers mark their request recyclable
+// (remoting.Command.MarkRecyclable) once the store append has returned
+// (the store has copied the record by then), so its frame buffer and ext
+// map are reused; half messages and parked pulls are not marked. A pull
+// answer whose body is the store result's own Body releases the result
+// from the response's OnWritten, once the connection has written it.
+//
 // # Compat notes
 //
 // Where txmq knowingly differs from Apache RocketMQ's Java broker:

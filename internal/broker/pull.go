@@ -118,6 +118,9 @@ func (b *Broker) handlePull(_ context.Context, c *remoting.Conn, req *remoting.C
 	}
 	resp, outcome := b.readPull(req, &a)
 	if outcome != pullNotFound || a.sysFlag&pullFlagSuspend == 0 {
+		// Nothing keeps req: a and sub hold strings, which never alias
+		// the request's frame or map.
+		req.MarkRecyclable()
 		return resp, nil
 	}
 	hold, wakeable := a.suspend, true
@@ -125,9 +128,10 @@ func (b *Broker) handlePull(_ context.Context, c *remoting.Conn, req *remoting.C
 		hold, wakeable = min(time.Duration(b.cfg.ShortPollingTimeMills)*time.Millisecond, maxSuspendDuration), false
 	}
 	if hold <= 0 || !b.holds.park(c, req, a, time.Now().Add(hold), wakeable) {
+		req.MarkRecyclable()
 		return resp, nil
 	}
-	return nil, nil // answered later by longpoll.go
+	return nil, nil // answered later by longpoll.go; the parked pull keeps req
 }
 
 // checkPull validates topic, queue and subscription; it returns an error
@@ -167,7 +171,10 @@ func (b *Broker) checkPull(req *remoting.Command, a *pullArgs) *remoting.Command
 	return nil
 }
 
-// readPull reads the queue once and builds the answer.
+// readPull reads the queue once and builds the answer. When the answer's
+// body is the store result's own Body, the result is released by the
+// answer's OnWritten, once the connection has written it (or dropped it);
+// a caller that does not send the answer leaves it to the GC.
 func (b *Broker) readPull(req *remoting.Command, a *pullArgs) (*remoting.Command, pullOutcome) {
 	var filter func(int64) bool
 	if a.sub != nil {
@@ -181,11 +188,11 @@ func (b *Broker) readPull(req *remoting.Command, a *pullArgs) (*remoting.Command
 		}
 		return pullError(req, a.offset, code, "pull message: "+err.Error()), pullDone
 	}
-	defer r.Release()
 	var (
 		code    int32
 		outcome = pullDone
 		body    []byte
+		handed  bool // body is r.Body: r is released when it is written
 	)
 	switch r.Status {
 	case store.Found:
@@ -198,8 +205,7 @@ func (b *Broker) readPull(req *remoting.Command, a *pullArgs) (*remoting.Command
 		case len(body) == 0:
 			code, outcome = respPullRetryImmediate, pullFiltered
 		case whole:
-			code = respSuccess
-			r.Body = nil // handed to the connection; Release must not reuse it
+			code, handed = respSuccess, true
 		default:
 			code = respSuccess
 		}
@@ -223,6 +229,11 @@ func (b *Broker) readPull(req *remoting.Command, a *pullArgs) (*remoting.Command
 	resp.Body = body
 	if outcome == pullFiltered {
 		a.offset = r.NextBeginOffset // a parked pull moves past what it cannot match
+	}
+	if handed {
+		resp.OnWritten = r.Release
+	} else {
+		r.Release()
 	}
 	return resp, outcome
 }

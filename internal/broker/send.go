@@ -186,6 +186,10 @@ func (b *Broker) handleSend(ctx context.Context, c *remoting.Conn, req *remoting
 		return nil, err
 	}
 	res, err := b.store.Append(ctx, m)
+	// The store is done with m (it copied the record into its batch buffer
+	// before completing the append, or never queued it), and m is reset
+	// when this handler returns: nothing references req afterwards.
+	req.MarkRecyclable()
 	if err != nil {
 		return nil, b.storeErr("send message", err)
 	}
@@ -235,6 +239,9 @@ func (b *Broker) sendBatch(ctx context.Context, c *remoting.Conn, req *remoting.
 		ptrs[i] = m
 	}
 	res, err := b.store.AppendBatch(ctx, ptrs)
+	// As in handleSend: the store is done with the items, whose bodies
+	// alias req.Body, and exts dies with this call.
+	req.MarkRecyclable()
 	if err != nil {
 		return nil, b.storeErr("send batch", err)
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/bits"
+	"sync"
 )
 
 // DefaultMaxFrameSize is the largest frame accepted by default, length field
@@ -111,6 +113,90 @@ func ReadFrame(r *bufio.Reader, maxFrameSize int) (*Command, error) {
 		return nil, err
 	}
 	return decodeFrameContent(buf)
+}
+
+// readFramePooled is ReadFrame for a connection's read loop: a frame of up
+// to maxPooledFrame bytes is read into a buffer from framePool. A frame
+// without a body gives its buffer back at once (the decoded header is a
+// copy); otherwise the command keeps it in cmd.frame, its Body aliases it,
+// and Command.recycle returns it to the pool (see Command.MarkRecyclable).
+// Larger frames are read as ReadFrame reads them.
+func readFramePooled(r *bufio.Reader, maxFrameSize int) (*Command, error) {
+	p, err := r.Peek(lengthFieldSize)
+	if err != nil {
+		if len(p) > 0 && err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(p)
+	if err := checkFrameLength(n, maxFrameSize); err != nil {
+		return nil, err
+	}
+	if n > maxPooledFrame {
+		return ReadFrame(r, maxFrameSize)
+	}
+	if _, err := r.Discard(lengthFieldSize); err != nil {
+		return nil, err
+	}
+	bp := getFrameBuf(int(n))
+	if _, err := io.ReadFull(r, *bp); err != nil {
+		putFrameBuf(bp)
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	cmd, err := decodeFrameContent(*bp)
+	if err != nil || len(cmd.Body) == 0 {
+		putFrameBuf(bp)
+		return cmd, err
+	}
+	cmd.frame = bp
+	return cmd, nil
+}
+
+// Pooled frame buffers come in power-of-two size classes from
+// minPooledFrame to maxPooledFrame bytes, one sync.Pool per class.
+const (
+	minPooledFrameShift = 9 // 512 bytes
+	maxPooledFrameShift = 16
+	maxPooledFrame      = 1 << maxPooledFrameShift // 64 KiB
+)
+
+var framePools [maxPooledFrameShift - minPooledFrameShift + 1]sync.Pool
+
+// frameClass returns the pool index for a buffer of n bytes (n <=
+// maxPooledFrame): the smallest class whose size is at least n.
+func frameClass(n int) int {
+	if n <= 1<<minPooledFrameShift {
+		return 0
+	}
+	return bits.Len(uint(n-1)) - minPooledFrameShift
+}
+
+// getFrameBuf returns a pooled buffer of length n (n <= maxPooledFrame).
+func getFrameBuf(n int) *[]byte {
+	cl := frameClass(n)
+	if v := framePools[cl].Get(); v != nil {
+		bp := v.(*[]byte)
+		*bp = (*bp)[:n]
+		return bp
+	}
+	b := make([]byte, n, 1<<(cl+minPooledFrameShift))
+	return &b
+}
+
+// putFrameBuf returns a buffer from getFrameBuf to its pool. Nothing may
+// reference the buffer afterwards.
+func putFrameBuf(bp *[]byte) {
+	c := cap(*bp)
+	cl := frameClass(c)
+	if c > maxPooledFrame || 1<<(cl+minPooledFrameShift) != c {
+		return
+	}
+	*bp = (*bp)[:0]
+	framePools[cl].Put(bp)
 }
 
 // readChunk is the most ReadFrame allocates ahead of the bytes it has

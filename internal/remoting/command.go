@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
+	"unsafe"
 )
 
 // SerializeType is the header encoding of a frame: byte 0 of the header
@@ -52,8 +54,14 @@ const (
 // or Invoke it belongs to the connection until the call returns; the body is
 // written to the socket without copying, so callers must not modify Body
 // until then (Send returns once the frame is queued, so the body must stay
-// unmodified until the connection has written it — in practice, never reuse
-// a body slice after sending it).
+// unmodified until the connection has written it: until OnWritten runs, or,
+// without OnWritten, never reuse a body slice after sending it).
+//
+// Reply (and a handler returning a response) also hands over the response's
+// ExtFields: the header is encoded before Reply returns, and a map that
+// SetExt allocated is then recycled, so neither the map nor the Command may
+// be used after Reply. A map assigned to ExtFields by the caller is left
+// alone.
 type Command struct {
 	Code      int32             // request code (Req*) or response code (Resp*)
 	Language  string            // sender's language name, "GO", "JAVA", ...
@@ -67,6 +75,92 @@ type Command struct {
 	// SerializeType is the header encoding the command arrived in, and the
 	// one it is sent in. Responses made by Reply inherit it from the request.
 	SerializeType SerializeType
+
+	// OnWritten, if set, is called once for every Send of the command
+	// (Reply and the Invoke calls send through Send) as soon as the
+	// connection no longer references Body: on the write goroutine after
+	// the body was copied into the write buffer or written to the socket,
+	// on the write goroutine when the queued frame is dropped because the
+	// connection closed, or on the caller's goroutine before Send returns
+	// an error. Reply of a oneway request, and a handler's response to a
+	// oneway request or returned together with an error, call it too (on
+	// the caller's or handler's goroutine). A command that is never passed
+	// to Send, Reply or Invoke, and a response a handler drops itself, never
+	// see it called: let the garbage collector take the body then. It must
+	// be quick and must not block; typically it returns Body to a pool.
+	OnWritten func()
+
+	// frame is the pooled read buffer Body aliases (nil when the command
+	// was not read by a Conn, had no body, or was too large to pool).
+	frame *[]byte
+	// ext is the pooled map ExtFields was given by the decoder or SetExt
+	// (nil when ExtFields is the caller's own map).
+	ext map[string]string
+	// recyclable is set by MarkRecyclable.
+	recyclable bool
+}
+
+// MarkRecyclable lets the connection reuse the frame buffer that c.Body
+// aliases and the ext-field map of c once the handler serving c has
+// returned and its response (if any) is queued. Only the handler of c may
+// call it, on its own goroutine, and only when after it returns nothing
+// will reference c, c.Body (or any slice of it) or c.ExtFields: not a
+// parked request, not a goroutine the handler started, not a message the
+// store has not finished with, and not the handler's response (whose Body
+// is written after the handler returns, so it must not alias c.Body). Strings read from ExtFields stay valid: they
+// never alias the frame buffer. A handler that panics has its mark
+// ignored. Marking a command that no Conn read (a test's, or one built by
+// hand) is harmless.
+func (c *Command) MarkRecyclable() { c.recyclable = true }
+
+// recycle returns c's pooled frame buffer and ext map. The caller owns c and
+// guarantees that nothing references them any more.
+func (c *Command) recycle() {
+	if c.frame != nil {
+		putFrameBuf(c.frame)
+		c.frame, c.Body = nil, nil
+	}
+	c.releaseExt()
+}
+
+// releaseExt returns c's pooled ext map when ExtFields still is that map.
+func (c *Command) releaseExt() {
+	if c.ext == nil {
+		return
+	}
+	if sameMap(c.ext, c.ExtFields) {
+		c.ExtFields = nil
+		putExtMap(c.ext)
+	}
+	c.ext = nil
+}
+
+// maxPooledExt is the most ext fields a map may hold to go back to the
+// pool (Go maps keep their size when cleared).
+const maxPooledExt = 32
+
+var extMapPool sync.Pool
+
+// getExtMap returns an empty map from the pool, or a new one sized for
+// hint fields.
+func getExtMap(hint int) map[string]string {
+	if v := extMapPool.Get(); v != nil {
+		return v.(map[string]string)
+	}
+	return make(map[string]string, hint)
+}
+
+func putExtMap(m map[string]string) {
+	if len(m) > maxPooledExt {
+		return
+	}
+	clear(m)
+	extMapPool.Put(m)
+}
+
+// sameMap reports whether a and b are the same map (not merely equal).
+func sameMap(a, b map[string]string) bool {
+	return b != nil && *(*unsafe.Pointer)(unsafe.Pointer(&a)) == *(*unsafe.Pointer)(unsafe.Pointer(&b))
 }
 
 // NewRequest returns a request with the given code and ext fields (which it
@@ -225,7 +319,8 @@ func (c *Command) ExtBoolOr(key string, def bool) bool {
 // SetExt sets an ext field and returns c.
 func (c *Command) SetExt(key, value string) *Command {
 	if c.ExtFields == nil {
-		c.ExtFields = make(map[string]string, 8)
+		c.ExtFields = getExtMap(8)
+		c.ext = c.ExtFields
 	}
 	c.ExtFields[key] = value
 	return c

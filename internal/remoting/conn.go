@@ -31,6 +31,14 @@ type Conn struct {
 	out    chan outFrame // encoded frames for the write goroutine
 	sem    chan struct{} // one slot per running handler
 
+	// outMu makes "queued" and "dropped" exclusive: Send read-holds it
+	// while it queues a frame, and the write goroutine, on its way out,
+	// sets outClosed under the write lock and then drops what is queued,
+	// so no frame is queued after that and every queued frame's done
+	// runs.
+	outMu     sync.RWMutex
+	outClosed bool
+
 	closeOnce sync.Once
 	closing   chan struct{} // closed by close
 	closeErr  error         // why; written once before closing is closed
@@ -43,10 +51,12 @@ type Conn struct {
 }
 
 // outFrame is one queued frame: the encoded head (from bufPool) and the body,
-// written after it without copying.
+// written after it without copying; done (the command's OnWritten) runs once
+// the body is no longer referenced.
 type outFrame struct {
 	head *[]byte
 	body []byte
+	done func()
 }
 
 // call is a request awaiting its response. Exactly one result is delivered
@@ -84,6 +94,7 @@ func newConn(parent context.Context, nc net.Conn, ep *endpoint) *Conn {
 func (c *Conn) start() bool {
 	if !c.ep.tr.Go(c.writeLoop) {
 		c.close(ErrConnClosed)
+		c.dropQueued()
 		return false
 	}
 	if !c.ep.tr.Go(c.readLoop) {
@@ -175,15 +186,19 @@ func (c *Conn) closedErr() error {
 }
 
 // Send queues cmd for writing as it is: the caller sets Opaque and Flag. It
-// encodes the frame head on the calling goroutine and keeps a reference to
-// cmd.Body, which must not change afterwards. It blocks only while the
-// outbound queue is full, and returns an error wrapping ErrConnClosed if the
-// connection is or becomes closed, or ErrFrameTooLarge / ErrInvalidCommand if
-// cmd cannot be encoded within the frame limit. A nil error means queued, not
-// delivered.
+// encodes the frame head (ExtFields included) on the calling goroutine and
+// keeps a reference to cmd.Body, which must not change until cmd.OnWritten
+// runs (or, without OnWritten, ever). It blocks only while the outbound
+// queue is full, and returns an error wrapping ErrConnClosed if the
+// connection is or becomes closed, or ErrFrameTooLarge / ErrInvalidCommand
+// if cmd cannot be encoded within the frame limit. A nil error means queued,
+// not delivered. cmd.OnWritten runs exactly once per Send, whatever the
+// outcome (see Command.OnWritten).
 func (c *Conn) Send(cmd *Command) error {
+	done := cmd.OnWritten
 	select {
 	case <-c.closing:
+		runDone(done)
 		return c.closedErr()
 	default:
 	}
@@ -195,29 +210,52 @@ func (c *Conn) Send(cmd *Command) error {
 	}
 	if err != nil {
 		putBuf(bp)
+		runDone(done)
 		return fmt.Errorf("remoting: send %s to %s: %w", cmd.CodeName(), c.nc.RemoteAddr(), err)
 	}
+	c.outMu.RLock()
+	if c.outClosed {
+		c.outMu.RUnlock()
+		putBuf(bp)
+		runDone(done)
+		return c.closedErr()
+	}
 	select {
-	case c.out <- outFrame{head: bp, body: cmd.Body}:
+	case c.out <- outFrame{head: bp, body: cmd.Body, done: done}:
+		c.outMu.RUnlock()
 		return nil
 	case <-c.closing:
+		c.outMu.RUnlock()
 		putBuf(bp)
+		runDone(done)
 		return c.closedErr()
+	}
+}
+
+func runDone(done func()) {
+	if done != nil {
+		done()
 	}
 }
 
 // Reply sends resp as the response to req: it copies req's opaque and
 // serialization type and sets the response flag. It does nothing for a
-// oneway req. Use it to answer a request after its handler returned (nil,
-// nil), from any goroutine.
+// oneway req but run resp.OnWritten. Use it to answer a request after its
+// handler returned (nil, nil), from any goroutine. Reply takes resp over:
+// once it returns, resp must not be used again (an ext map SetExt
+// allocated is recycled; see Command).
 func (c *Conn) Reply(req, resp *Command) error {
 	if req.IsOneway() {
+		runDone(resp.OnWritten)
+		resp.releaseExt()
 		return nil
 	}
 	resp.Opaque = req.Opaque
 	resp.Flag |= FlagResponse
 	resp.SerializeType = req.SerializeType
-	return c.Send(resp)
+	err := c.Send(resp)
+	resp.releaseExt()
+	return err
 }
 
 // Invoke sends req as a request and waits for its response, until ctx is
@@ -398,7 +436,7 @@ func (c *Conn) readFrames() error {
 				deadlineSet = now
 			}
 		}
-		cmd, err := ReadFrame(br, c.ep.maxFrame)
+		cmd, err := readFramePooled(br, c.ep.maxFrame)
 		if err != nil {
 			return c.readErr(err)
 		}
@@ -453,30 +491,101 @@ func (c *Conn) dispatch(req *Command) bool {
 		if n, ok := requestCodeNames[req.Code]; ok {
 			remark = "request code " + strconv.Itoa(int(req.Code)) + " (" + n + ") not supported"
 		}
-		if err := c.Reply(req, req.Reply(RespRequestCodeNotSupported, remark)); err != nil {
-			return false
-		}
-		return true
+		err := c.Reply(req, req.Reply(RespRequestCodeNotSupported, remark))
+		req.recycle() // no handler saw it
+		return err == nil
 	}
 	select {
 	case c.sem <- struct{}{}:
 	case <-c.closing:
 		return false
 	}
+	if c.ep.work != nil {
+		// An idle worker takes it if there is one (the channel is
+		// unbuffered); its stack is already grown.
+		select {
+		case c.ep.work <- task{c: c, h: h, req: req}:
+			return true
+		default:
+		}
+	}
 	if !c.ep.tr.enter() {
 		<-c.sem
 		return false
 	}
-	go c.serve(h, req)
+	go c.ep.worker(task{c: c, h: h, req: req})
 	return true
 }
 
-// serve runs a handler and sends its answer. It runs on a goroutine counted
-// by dispatch's tr.enter and holding a handler slot, and releases both.
+// task is one request for a handler goroutine.
+type task struct {
+	c   *Conn
+	h   Handler
+	req *Command
+}
+
+// worker serves t on a goroutine counted by dispatch's tr.enter, then, on
+// a Server, stays to serve the requests dispatch hands to idle workers
+// (ep.work), at most maxIdleWorkers of them idle at once, until it has
+// been idle for idleWorkerTimeout or the server shuts down (ep.done). Each
+// request holds its handler slot until serve returns, as with a goroutine
+// per request.
+func (ep *endpoint) worker(t task) {
+	defer ep.tr.exit()
+	var idle *time.Timer
+	for {
+		t.c.serve(t.h, t.req)
+		if ep.work == nil {
+			return
+		}
+		if ep.idle.Add(1) > maxIdleWorkers {
+			ep.idle.Add(-1)
+			return
+		}
+		if idle == nil {
+			idle = time.NewTimer(idleWorkerTimeout)
+		} else {
+			idle.Reset(idleWorkerTimeout)
+		}
+		select {
+		case t = <-ep.work:
+			ep.idle.Add(-1)
+		case <-idle.C:
+			ep.idle.Add(-1)
+			return
+		case <-ep.done:
+			ep.idle.Add(-1)
+			idle.Stop()
+			return
+		}
+		select {
+		case <-ep.done:
+			// Shutting down: dispatch would have refused it. Its
+			// connection is closing; nobody waits for the answer.
+			<-t.c.sem
+			return
+		default:
+		}
+	}
+}
+
+// serve runs a handler and sends its answer. It runs holding a handler
+// slot, and releases it.
 func (c *Conn) serve(h Handler, req *Command) {
-	defer c.ep.tr.exit()
 	defer func() { <-c.sem }()
 	resp, err := c.runHandler(h, req)
+	c.answer(req, resp, err)
+	if req.recyclable {
+		req.recycle()
+	}
+}
+
+// answer sends a handler's result for req.
+func (c *Conn) answer(req, resp *Command, err error) {
+	if err != nil && resp != nil {
+		runDone(resp.OnWritten) // the handler's response is replaced
+		resp.releaseExt()
+	}
 	if err != nil && c.ctx.Err() != nil {
 		// The connection closed or the server is shutting down; the
 		// handler gave up because of that and nobody is listening.
@@ -494,7 +603,7 @@ func (c *Conn) serve(h Handler, req *Command) {
 			slog.String("code", RequestCodeName(req.Code)), slog.String("response", ResponseCodeName(code)), slog.Any("err", err))...)
 		resp = req.Reply(code, remark)
 	}
-	if resp == nil || req.IsOneway() {
+	if resp == nil {
 		return
 	}
 	if err := c.Reply(req, resp); err != nil {
@@ -513,14 +622,17 @@ func (c *Conn) runHandler(h Handler, req *Command) (resp *Command, err error) {
 			c.ep.log.Error("remoting: handler panicked", append(c.logAttrs(),
 				slog.String("code", RequestCodeName(req.Code)), slog.Any("panic", r), slog.String("stack", string(debug.Stack())))...)
 			resp, err = nil, fmt.Errorf("handler for %s panicked: %v", RequestCodeName(req.Code), r)
+			req.recyclable = false // what it still references is unknown
 		}
 	}()
 	return h(c.ctx, c, req)
 }
 
 // writeLoop writes queued frames, coalescing them in a buffered writer that
-// is flushed whenever the queue is empty.
+// is flushed whenever the queue is empty. When it ends (the connection is
+// closed by then) it drops the frames still queued.
 func (c *Conn) writeLoop() {
+	defer c.dropQueued()
 	bw := bufio.NewWriterSize(c.nc, writeBufSize)
 	for {
 		var f outFrame
@@ -567,13 +679,34 @@ func (c *Conn) writeLoop() {
 	}
 }
 
+// writeFrame writes f into bw. bufio.Writer copies what it buffers and
+// writes the rest before it returns, so f.body is free once it returns.
 func (c *Conn) writeFrame(bw *bufio.Writer, f outFrame) error {
 	_, err := bw.Write(*f.head)
 	putBuf(f.head)
 	if err == nil && len(f.body) > 0 {
 		_, err = bw.Write(f.body)
 	}
+	runDone(f.done)
 	return err
+}
+
+// dropQueued runs when the write goroutine ends: it stops Send from
+// queueing (Send returns ErrConnClosed instead) and drops the frames
+// already queued, running their done.
+func (c *Conn) dropQueued() {
+	c.outMu.Lock()
+	c.outClosed = true
+	c.outMu.Unlock()
+	for {
+		select {
+		case f := <-c.out:
+			putBuf(f.head)
+			runDone(f.done)
+		default:
+			return
+		}
+	}
 }
 
 func (c *Conn) writeFailed(err error) {

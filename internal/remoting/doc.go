@@ -42,15 +42,35 @@
 //
 // Each connection (Conn) has a read goroutine and a write goroutine. The
 // read goroutine decodes frames; a response completes its pending call, and a
-// request starts a goroutine running the handler registered for its code,
-// because handlers block (synchronous flush, long polling) and one client
-// connection multiplexes many producers and consumers. At most
-// MaxInFlightPerConn handlers run at once per connection; when the bound is
-// reached the read goroutine waits, which pushes back on the peer. The write
-// goroutine takes encoded frames from a queue and writes them through a
-// buffered writer that is flushed when the queue is empty, so frames queued
-// together leave in one system call. Send encodes the frame header on the
-// caller's goroutine and writes the body without copying it.
+// request runs the handler registered for its code on a goroutine of its
+// own, because handlers block (synchronous flush, long polling) and one
+// client connection multiplexes many producers and consumers. A Server
+// hands the request to one of its idle handler goroutines when there is
+// one (they stay after serving, up to 128 per Server and for at most a
+// second without work, so their stacks stay grown) and starts a new
+// goroutine otherwise; a Client starts one per request. Either way requests of one connection run concurrently,
+// in no guaranteed order. At most MaxInFlightPerConn handlers run at once
+// per connection; when the bound is reached the read goroutine waits, which
+// pushes back on the peer. The write goroutine takes encoded frames from a
+// queue and writes them through a buffered writer that is flushed when the
+// queue is empty, so frames queued together leave in one system call. Send
+// encodes the frame header on the caller's goroutine and writes the body
+// without copying it.
+//
+// # Buffer ownership
+//
+// The read goroutine reads frames of up to 64 KiB into pooled buffers. A
+// frame without a body goes back to the pool once its header is decoded
+// (decoded strings are copies). A request's body aliases its buffer, which
+// is recycled, together with the request's ext-field map, only when the
+// handler called Command.MarkRecyclable and has returned: a handler that
+// keeps the request (a parked pull) or its body simply does not mark it,
+// and the garbage collector takes the buffer. Outgoing bodies are not
+// copied: Command.OnWritten tells the sender when the connection no longer
+// references one (written, or dropped with the connection), so that it can
+// be reused. Reply (and returning a response from a handler) hands the
+// response over: its header is encoded before Reply returns, and an
+// ext-field map that SetExt allocated is recycled then.
 //
 // A handler returns the response, (nil, nil) for no response, or an error
 // (answered with RespSystemError, or with the code of a *CodeError). To
@@ -72,9 +92,12 @@
 //     as int16, and the binary header stores int16: codes sent to clients must
 //     fit. Encoding a binary header with a code outside int16 fails with
 //     ErrInvalidCommand.
-//   - A decoded Body aliases the frame buffer the reader allocated for it; a
-//     Body passed to Send is written later without copying, so it must not be
-//     modified after Send.
+//   - A decoded Body aliases the frame buffer the reader allocated for it
+//     (pooled on a Conn; see Buffer ownership); a Body passed to Send is
+//     written later without copying, so it must not be modified until its
+//     OnWritten runs (without OnWritten: never).
+//   - Do not copy a Command by value: the copy would share its pooled map
+//     and buffer.
 //   - JSON decoding is lenient (unknown keys, null fields, numeric or boolean
 //     ext values are accepted and kept as text); invalid UTF-8 in a JSON
 //     header is replaced with U+FFFD.

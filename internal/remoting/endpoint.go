@@ -131,6 +131,13 @@ type endpoint struct {
 	tr           tracker
 	handlers     handlerTable
 	opaque       atomic.Int32
+	// work hands requests to idle handler goroutines (see worker);
+	// nil (a Client's endpoint) means a new goroutine per request. It is
+	// unbuffered: a send succeeds only when a worker waits. done, closed
+	// at shutdown, makes idle workers exit; idle counts them.
+	work chan task
+	done <-chan struct{}
+	idle atomic.Int32
 	// onClose runs once per connection, on its read goroutine, after the
 	// connection is closed and its pending calls have failed.
 	onClose func(*Conn)
@@ -151,10 +158,16 @@ const (
 	// DefaultDialTimeout applies when the dial context has no earlier deadline.
 	DefaultDialTimeout = 3 * time.Second
 
-	outQueueLen  = 1024
-	readBufSize  = 64 << 10
-	writeBufSize = 64 << 10
-	maxPooledBuf = 64 << 10
+	outQueueLen = 1024
+	// maxIdleWorkers bounds the handler goroutines a Server keeps waiting
+	// for requests (their stacks stay grown; a fresh goroutine per request
+	// spends much of its time growing its stack).
+	maxIdleWorkers = 128
+	// idleWorkerTimeout ends an idle handler goroutine.
+	idleWorkerTimeout = time.Second
+	readBufSize       = 64 << 10
+	writeBufSize      = 64 << 10
+	maxPooledBuf      = 64 << 10
 )
 
 // bufPool holds buffers for encoded frame heads.

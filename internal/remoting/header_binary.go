@@ -151,7 +151,8 @@ func decodeBinaryHeader(h []byte) (*Command, error) {
 			return nil, binaryErr("ext key %q: value length %d out of range", key, vl)
 		}
 		if c.ExtFields == nil {
-			c.ExtFields = make(map[string]string, min(extLen/16+1, 64))
+			c.ExtFields = getExtMap(min(extLen/16+1, 64))
+			c.ext = c.ExtFields
 		}
 		c.ExtFields[key] = s[p : p+vl]
 		p += vl

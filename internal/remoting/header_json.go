@@ -481,7 +481,8 @@ func (d *jsonDecoder) extFields(c *Command) error {
 		}
 		if !null {
 			if c.ExtFields == nil {
-				c.ExtFields = make(map[string]string, min(len(d.s)/32+1, 64))
+				c.ExtFields = getExtMap(min(len(d.s)/32+1, 64))
+				c.ext = c.ExtFields
 			}
 			c.ExtFields[key] = val
 		}

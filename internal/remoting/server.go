@@ -78,6 +78,8 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		maxInFlight:  orDefault(cfg.MaxInFlightPerConn, DefaultMaxInFlightPerConn),
 		log:          log,
 		onClose:      s.connClosed,
+		work:         make(chan task),
+		done:         s.ctx.Done(),
 	}
 	return s, nil
 }

@@ -68,13 +68,16 @@ func writeCheckpoint(dir string, off int64) error {
 }
 
 // checkpoint makes consume queues and index durable up to the visible end
-// of the commit log and records that point. Order: commit log fsync (so
-// the checkpoint never names data that is not durable), consume queues and
-// index sync, then the checkpoint file.
+// of the commit log, or the indexer's progress if that is behind, and
+// records that point: the checkpoint never claims more than the index
+// holds, so recovery re-indexes what the indexer had not reached. Order:
+// commit log fsync (so the checkpoint never names data that is not
+// durable), consume queues and index sync, then the checkpoint file.
 func (s *Store) checkpoint() error {
 	s.cpMu.Lock()
 	defer s.cpMu.Unlock()
-	cp := s.visible.Load()
+	// Both loaded before the syncs below, which then cover them.
+	cp := min(s.visible.Load(), s.indexed.Load())
 	if cp == s.lastCP {
 		return nil
 	}

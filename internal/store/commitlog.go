@@ -3,9 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"fmt"
-	"strings"
 	"time"
-	"unsafe"
 
 	"github.com/txmq/txmq/internal/message"
 )
@@ -81,6 +79,7 @@ func (s *Store) spanLocked(off int64, n int64) ([]byte, error) {
 	if rel+n > s.cfg.SegmentSize {
 		return nil, fmt.Errorf("%w: %d bytes at offset %d cross a segment end", ErrNotFound, n, off)
 	}
+	seg.touch(rel)
 	return seg.data[rel : rel+n], nil
 }
 
@@ -184,45 +183,6 @@ func validTopicBytes(t []byte) error {
 		if !ok {
 			return fmt.Errorf("%w: byte %#x", message.ErrInvalidTopic, c)
 		}
-	}
-	return nil
-}
-
-// indexKeys adds the record's KEYS (space separated) and UNIQ_KEY to the
-// index under topic#key. Only the dispatching goroutine calls it (the
-// syncer, or Open during recovery): it owns keyBuf.
-func (s *Store) indexKeys(topic string, off, ts int64, props string) error {
-	keys, hasKeys := message.Property(props, message.PropKeys)
-	uniq, hasUniq := message.Property(props, message.PropUniqClientMessageID)
-	if !hasKeys && !hasUniq {
-		return nil
-	}
-	uniqDone := uniq == ""
-	for rest := keys; rest != ""; {
-		var k string
-		k, rest, _ = strings.Cut(rest, " ")
-		if k == "" {
-			continue
-		}
-		if k == uniq {
-			uniqDone = true
-		}
-		if err := s.addKey(topic, k, off, ts); err != nil {
-			return err
-		}
-	}
-	if !uniqDone {
-		return s.addKey(topic, uniq, off, ts)
-	}
-	return nil
-}
-
-// addKey adds topic#key without allocating: index.Add hashes the key and
-// does not keep it, so a view of the reused keyBuf is enough.
-func (s *Store) addKey(topic, key string, off, ts int64) error {
-	s.keyBuf = append(append(append(s.keyBuf[:0], topic...), indexKeySep...), key...)
-	if err := s.idx.Add(unsafe.String(unsafe.SliceData(s.keyBuf), len(s.keyBuf)), off, ts); err != nil {
-		return fmt.Errorf("index add: %w", err)
 	}
 	return nil
 }

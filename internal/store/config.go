@@ -78,6 +78,11 @@ type Config struct {
 	// wrapFile, if set, wraps every segment file the store opens; tests
 	// use it to inject write and fsync faults.
 	wrapFile func(segmentFile) segmentFile
+	// beforeIndex, if set, is called by the indexer before each round;
+	// tests block in it to hold the index behind the log.
+	beforeIndex func()
+	// trimInterval overrides trimEvery; negative disables trimming (tests).
+	trimInterval time.Duration
 }
 
 // DefaultConfig returns Apache RocketMQ's defaults for a store in dir.

@@ -30,12 +30,28 @@
 // fsynced joins batch N+1 (group commit without a timer). The committer
 // writes a batch with one pwrite per segment touched; under SyncFlush it
 // then fdatasyncs once for the whole batch. Dispatch (consume-queue entry,
-// index keys, Config.OnDispatch) happens before the requests complete, so
-// an acknowledged message is visible, and under SyncFlush durable. Under
-// AsyncFlush dispatch runs on a third goroutine so that it overlaps the
-// next pwrite, and a flusher fdatasyncs every FlushInterval. The hot path
-// allocates nothing: requests, their done channels, batch buffers and pull
-// results are reused.
+// Config.OnDispatch, Config.OnRecord, record by record) happens before the
+// requests complete, so an acknowledged message is visible, and under
+// SyncFlush durable. Under AsyncFlush dispatch runs on a third goroutine so
+// that it overlaps the next pwrite, and a flusher fdatasyncs every
+// FlushInterval. The hot path allocates nothing: requests, their done
+// channels, batch buffers and pull results are reused.
+//
+// # Key index
+//
+// The key index is not on the append path (Apache RocketMQ builds it
+// asynchronously too): a page fault on its mapping can take milliseconds,
+// and every append would wait for it. The indexer goroutine follows the
+// commit log from its own progress offset (Stats.IndexedOffset) up to the
+// visible end, reads each record's KEYS and UNIQ_KEY and adds them under
+// topic#key; finish wakes it through a channel of capacity 1, never
+// blocking. QueryByKey first waits (at most 5 s, then ErrIndexBehind) until
+// the indexer reached the visible end seen at the call, so a query sees
+// every append that completed before it; Flush and DeleteTopic wait for it
+// too. The checkpoint never passes the indexer (see Recovery). An index
+// write error is sticky like any dispatch error (*WriteError, op "index"):
+// the indexer stops, appends and queries fail; reopening rebuilds the
+// index from the checkpoint.
 //
 // A failed write, fdatasync or segment creation is sticky (*WriteError):
 // the batch's appends and every later append fail with it; nothing is
@@ -46,10 +62,22 @@
 //
 // Segments are read through a read-only shared mmap of the whole file
 // (pwrite and mmap share the page cache on Linux). A pull reads its
-// consume-queue entries, then copies the records, after a cheap check of
-// each (magic, TOTALSIZE = entry size, PHYSICALOFFSET = position), into a
-// pooled buffer: no syscall per record, and the copy is taken under segMu
-// so retention cannot unmap a segment under a reader. ReadAt trusts nothing
+// consume-queue entries, sizes its buffer once from the entries' sizes,
+// then copies the records, after a cheap check of each (magic, TOTALSIZE =
+// entry size, PHYSICALOFFSET = position), into it: no syscall per record,
+// and the copy is taken under segMu so retention cannot unmap a segment
+// under a reader. Results are reused through a small free list that
+// survives garbage collections (then a sync.Pool).
+//
+// Mapped pages stay in the process's resident set once touched; every
+// second the trimmer (trim.go) releases those behind the writer with
+// madvise(MADV_DONTNEED): commit-log pages more than 1 MiB behind the
+// indexer and the visible end (only ranges read or passed since the last
+// round), consume-queue pages below the entry being written, index entry
+// pages below the one being written and sealed index files. All of these
+// are MAP_SHARED file mappings: the pages stay in the page cache (dirty
+// ones stay dirty) and a later read maps them again with a minor fault, so
+// the resident set stays small while the page cache does the caching. ReadAt trusts nothing
 // of its offset: the record there must pass every recovery check. Reads
 // never look past the written (GetMessages) or visible (ReadAt, QueryByKey)
 // position.
@@ -57,8 +85,10 @@
 // # Recovery
 //
 // The checkpoint file holds the commit-log offset up to which consume
-// queues and index are durable; it is advanced every CheckpointInterval and
-// at Close, always after the commit log itself was fsynced that far. Open:
+// queues and index are durable: min(visible end, indexer progress), so it
+// never claims keys the index lacks. It is advanced every
+// CheckpointInterval and at Close (after the indexer caught up), always
+// after the commit log itself was fsynced that far. Open:
 //
 //  1. opens the segments (names, sizes and contiguity checked; another
 //     SegmentSize is refused with ErrCorrupt), consume queues and index,
@@ -72,7 +102,9 @@
 //     the record), PHYSICALOFFSET = its position, body CRC, properties
 //     well-formed, topic valid, and queue offset = the next offset of its
 //     consume queue; a blank marker must fill its segment exactly. Each
-//     good record is dispatched again (consume-queue Put is idempotent);
+//     good record is dispatched again (consume-queue Put is idempotent)
+//     and its keys indexed, synchronously: the index is complete up to
+//     the recovered end when Open returns;
 //  5. the first record that fails ends the log: the rest of its segment is
 //     zeroed (fallocate ZERO_RANGE, PUNCH_HOLE, or written zeros) and
 //     later segments are deleted, so a torn tail can never come back after
@@ -98,11 +130,14 @@
 // # Concurrency and lock order
 //
 // Goroutines (all started by goFunc, all waited for by Close): writer,
-// committer, dispatcher (AsyncFlush), flusher (AsyncFlush), checkpointer,
-// cleaner. Writer-owned state (writerState) needs no lock. Close: refuse new
-// appends, close the request channel (the writer drains it, then the
-// committer and dispatcher end), cancel the background loops, wait, write
-// the final checkpoint, close files, release the directory lock.
+// committer, dispatcher (AsyncFlush), flusher (AsyncFlush), indexer,
+// checkpointer, cleaner, trimmer. Writer-owned state (writerState) needs no
+// lock; indexer-owned scratch (keyBuf, ixTopic, ixProps) neither. Close:
+// refuse new appends, close the request channel (the writer drains it,
+// then the committer and dispatcher end; the one that ran finish closes
+// dispatchDone, and the indexer indexes what is visible and ends), cancel
+// the background loops, wait, write the final checkpoint, close files,
+// release the directory lock.
 //
 // Locks, each acquired only in this order (a lock may be skipped):
 //
@@ -112,6 +147,12 @@
 //	cpMu -> flushMu -> segMu                  checkpoint, syncTo
 //	cpMu -> consumequeue/index locks          checkpoint syncs them
 //	consumequeue locks -> segMu (shared)      SearchByTime's store-time callback
+//	idxWaitMu                                 leaf (waitIndexed, notifyIndexed)
+//
+// The indexer holds segMu (shared) only to copy a record's topic and
+// properties out, and calls the index after releasing it. The trimmer
+// holds segMu, a queue's mapMu or the index's mapMu (shared), one at a
+// time.
 //
 // segMu is otherwise a leaf: no consume-queue or index call is made while
 // holding it, and no lock is held across a channel operation except sendMu

@@ -37,6 +37,11 @@ var (
 	// segment holding it was removed by retention.
 	ErrOffsetMoved = errors.New("store: offset moved (data removed by retention)")
 
+	// ErrIndexBehind: QueryByKey (or Flush, DeleteTopic) timed out waiting
+	// for the key index, built in the background, to reach the records
+	// visible when the call started. Retry later.
+	ErrIndexBehind = errors.New("store: key index is behind the commit log")
+
 	// ErrWriteFailed is matched (errors.Is) by every *WriteError.
 	ErrWriteFailed = errors.New("store: write failed")
 )
@@ -48,7 +53,7 @@ var (
 // acknowledged record. errors.Is(err, ErrWriteFailed) and
 // errors.Is(err, syscall.ENOSPC) (say) both work.
 type WriteError struct {
-	Op   string // "write", "fsync", "create segment", "dispatch"
+	Op   string // "write", "fsync", "create segment", "dispatch", "index"
 	Path string
 	Err  error
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -35,7 +36,9 @@ func (g GetStatus) String() string {
 }
 
 // GetResult is what GetMessages found. Call Release when done with it:
-// Body, Records and QueueOffsets are reused afterwards.
+// Body, Records and QueueOffsets are reused afterwards (by a later
+// GetMessages call, possibly on another goroutine), so nothing may keep
+// them, or r, after Release.
 type GetResult struct {
 	Status          GetStatus
 	NextBeginOffset int64 // where the next pull should start
@@ -48,6 +51,7 @@ type GetResult struct {
 	QueueOffsets []int64
 
 	ents [getChunk]consumequeue.Entry
+	pass [getChunk]bool // filter verdicts of ents, taken once
 }
 
 const (
@@ -56,11 +60,29 @@ const (
 	// (RocketMQ maxFilterMessageCount).
 	maxScanEntries = 16000
 	maxKeptBody    = 4 << 20 // larger Body buffers are not pooled
+	// Released results go first to a small free list, which, unlike the
+	// sync.Pool behind it, survives garbage collections: a steady pull
+	// load reuses the same few buffers. Only results whose Body is at most
+	// maxFreeBody join it, bounding what it pins to freeResults*maxFreeBody.
+	freeResults = 32
+	maxFreeBody = 256 << 10
 )
 
-var resultPool = sync.Pool{New: func() any { return new(GetResult) }}
+var (
+	resultFree = make(chan *GetResult, freeResults)
+	resultPool = sync.Pool{New: func() any { return new(GetResult) }}
+)
 
-// Release returns r to the pool; r and its slices must not be used after.
+func getResult() *GetResult {
+	select {
+	case r := <-resultFree:
+		return r
+	default:
+		return resultPool.Get().(*GetResult)
+	}
+}
+
+// Release returns r for reuse; r and its slices must not be used after.
 func (r *GetResult) Release() {
 	if r == nil {
 		return
@@ -70,6 +92,13 @@ func (r *GetResult) Release() {
 	}
 	clear(r.Records)
 	r.Body, r.Records, r.QueueOffsets = r.Body[:0], r.Records[:0], r.QueueOffsets[:0]
+	if cap(r.Body) <= maxFreeBody {
+		select {
+		case resultFree <- r:
+			return
+		default:
+		}
+	}
 	resultPool.Put(r)
 }
 
@@ -82,7 +111,7 @@ func (s *Store) GetMessages(topic string, queueID int32, offset int64, maxCount,
 	if s.isClosed.Load() {
 		return nil, ErrClosed
 	}
-	r := resultPool.Get().(*GetResult)
+	r := getResult()
 	r.Status, r.NextBeginOffset, r.MinOffset, r.MaxOffset = NoMessageInQueue, 0, 0, 0
 	q := s.cq.Get(topic, queueID)
 	if q == nil {
@@ -113,6 +142,7 @@ func (s *Store) GetMessages(topic string, queueID int32, offset int64, maxCount,
 	r.Status = NoMatchedMessage
 	next := offset
 	written := s.written.Load()
+	maxRec := s.cfg.maxRecordLen() // a larger entry size is bogus: not reserved for
 	removed := false
 	for cur := offset; cur < maxQ && len(r.Records) < maxCount && cur-offset < maxScanEntries; {
 		n, err := q.Read(cur, r.ents[:min(int64(getChunk), maxQ-cur)])
@@ -125,6 +155,24 @@ func (s *Store) GetMessages(topic string, queueID int32, offset int64, maxCount,
 			}
 			break
 		}
+		// Size Body once for the records this chunk should add (entries
+		// carry their record's size) instead of growing it by append, and
+		// take the filter's verdicts, outside segMu.
+		judged, cnt, nb := 0, len(r.Records), len(r.Body)
+		for ; judged < n; judged++ {
+			e := r.ents[judged]
+			if cnt >= maxCount || (maxBytes > 0 && cnt > 0 && nb+int(e.Size) > maxBytes) {
+				break
+			}
+			r.pass[judged] = filter == nil || filter(e.TagsCode)
+			if r.pass[judged] && int64(e.Size) <= maxRec {
+				cnt++
+				nb += int(e.Size)
+			}
+		}
+		r.Body = slices.Grow(r.Body, nb-len(r.Body))
+		r.Records = slices.Grow(r.Records, cnt-len(r.Records))
+		r.QueueOffsets = slices.Grow(r.QueueOffsets, cnt-len(r.QueueOffsets))
 		full := false
 		s.segMu.RLock()
 		for i := 0; i < n; i++ {
@@ -134,7 +182,9 @@ func (s *Store) GetMessages(topic string, queueID int32, offset int64, maxCount,
 				break
 			}
 			next = cur + int64(i) + 1
-			if filter != nil && !filter(e.TagsCode) {
+			// Entries past judged are reached only when records the
+			// estimate counted turned out removed: judge them now.
+			if i < judged && !r.pass[i] || i >= judged && filter != nil && !filter(e.TagsCode) {
 				continue
 			}
 			rec, rerr := s.recordLocked(e.CommitLogOffset, e.Size, written)
@@ -155,7 +205,8 @@ func (s *Store) GetMessages(topic string, queueID int32, offset int64, maxCount,
 	}
 	if len(r.Records) > 0 {
 		r.Status = Found
-		// Body may have been reallocated while it grew: re-slice Records.
+		// Body may have been reallocated while it grew (between chunks, or
+		// past the estimate): re-slice Records.
 		p := 0
 		for i, rec := range r.Records {
 			r.Records[i] = r.Body[p : p+len(rec) : p+len(rec)]
@@ -234,13 +285,20 @@ func (s *Store) EarliestStoreTime(topic string, queueID int32) (int64, error) {
 // QueryByKey returns copies of up to maxNum records of topic whose KEYS
 // (space separated) contain key or whose UNIQ_KEY is key, stored in
 // [begin, end] (ms). Index candidates are verified against the record, so
-// hash collisions never leak.
+// hash collisions never leak. Every message whose Append completed before
+// the call is found: the call first waits (at most indexWaitTimeout, then
+// ErrIndexBehind) for the background indexer to reach the visible end.
 func (s *Store) QueryByKey(topic, key string, maxNum int, begin, end int64) ([][]byte, error) {
 	if s.isClosed.Load() {
 		return nil, ErrClosed
 	}
 	if maxNum <= 0 || key == "" {
 		return nil, nil
+	}
+	// Read your writes: the index is built in the background; wait until
+	// it holds every record visible now.
+	if err := s.waitIndexed(s.visible.Load(), indexWaitTimeout); err != nil {
+		return nil, fmt.Errorf("store: query %q: %w", key, err)
 	}
 	cands, err := s.idx.Lookup(topic+indexKeySep+key, begin, end, 2*maxNum+16)
 	if err != nil {

@@ -208,7 +208,13 @@ func (s *Store) dispatchRecovered(rebuild bool) func(v message.View, off int64) 
 				"topic", rq.q.Topic(), "queue", qid, "queue_offset", qoff, "expected", rq.next, "offset", off)
 			return true, nil
 		}
-		if err := s.dispatch(rq.q, rq.q.Topic(), qid, qoff, off, int32(v.Len()), v.StoreTimestamp(), string(v.Properties()), false); err != nil {
+		props := string(v.Properties())
+		if err := s.dispatch(rq.q, rq.q.Topic(), qid, qoff, off, int32(v.Len()), props, false); err != nil {
+			return false, fmt.Errorf("store: recovery: %w", err)
+		}
+		// Recovery indexes synchronously: the index is complete up to the
+		// recovered end before Open returns.
+		if err := s.indexKeys(rq.q.Topic(), off, v.StoreTimestamp(), props); err != nil {
 			return false, fmt.Errorf("store: recovery: %w", err)
 		}
 		rq.fresh = false
@@ -320,6 +326,7 @@ func (s *Store) finishRecovery(from, end int64) error {
 	s.written.Store(end)
 	s.flushed.Store(end)
 	s.visible.Store(end)
+	s.indexed.Store(end)
 	s.w = writerState{active: seg, wpos: end, queues: map[queueKey]*queueState{}}
 	if err := s.cq.Sync(); err != nil {
 		return fmt.Errorf("store: sync consume queues: %w", err)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/txmq/txmq/internal/store/mmapfile"
@@ -48,6 +49,24 @@ type segment struct {
 	path  string
 	f     segmentFile
 	data  []byte // mmap(PROT_READ, MAP_SHARED), len = segment size
+
+	// Resident-page trimming (trim.go): lowTouch is the lowest position
+	// (relative) read through data since the last trim round, or the
+	// segment size for none; trimmed is where the last round's trimming
+	// ended (only the trimmer writes it).
+	lowTouch atomic.Int64
+	trimmed  atomic.Int64
+}
+
+// touch notes a read of data at rel. Reads mostly go forward, so this is
+// usually one atomic load.
+func (s *segment) touch(rel int64) {
+	for {
+		cur := s.lowTouch.Load()
+		if rel >= cur || s.lowTouch.CompareAndSwap(cur, rel) {
+			return
+		}
+	}
 }
 
 func segmentName(start int64) string {
@@ -110,7 +129,9 @@ func openSegment(dir string, start, size int64, create bool, wrap func(segmentFi
 	if wrap != nil {
 		sf = wrap(sf)
 	}
-	return &segment{start: start, path: path, f: sf, data: data}, nil
+	seg := &segment{start: start, path: path, f: sf, data: data}
+	seg.lowTouch.Store(size)
+	return seg, nil
 }
 
 // Linux fallocate(2) modes.

@@ -55,9 +55,24 @@ type Store struct {
 	batches     [numBatchBufs]*batch
 	w           writerState // owned by the writer goroutine
 
-	cq     *consumequeue.Set
-	idx    *index.Index
-	keyBuf []byte // scratch of the dispatching goroutine (see addKey)
+	cq  *consumequeue.Set
+	idx *index.Index
+
+	// Key index, built by the indexer goroutine (indexer.go). indexed is
+	// its progress: every record below it has its keys in the index;
+	// indexed <= visible.
+	indexed      atomic.Int64
+	idxErr       atomic.Pointer[WriteError] // the indexer's own failure (also sticky)
+	idxWake      chan struct{}              // cap 1: finish -> indexer, never blocks
+	dispatchDone chan struct{}              // closed when the goroutine running finish ends
+	idxDone      chan struct{}              // closed when the indexer ends
+	idxWaiters   atomic.Int32               // goroutines in waitIndexed
+	idxWaitMu    sync.Mutex                 // guards idxWaitCh
+	idxWaitCh    chan struct{}              // closed and replaced when indexed advances
+	idxDir       string
+	keyBuf       []byte // scratch of the indexing goroutine (see addKey)
+	ixTopic      []byte // indexer scratch: topic of the record being indexed
+	ixProps      []byte // indexer scratch: its properties
 
 	// Checkpoint: cpMu serialises checkpoint writes; lastCP is the durable
 	// point last written.
@@ -89,6 +104,7 @@ type counters struct {
 type Stats struct {
 	MinOffset, MaxOffset int64 // commit log: first byte kept, end of visible data
 	WrittenOffset        int64 // end of data written to the page cache
+	IndexedOffset        int64 // the key index holds the keys of every record below this
 	FlushedOffset        int64 // end of data known durable
 	CheckpointOffset     int64 // consume queues and index durable up to here
 	Segments             int
@@ -111,7 +127,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{cfg: cfg, log: cfg.Logger.With("component", "store"), dir: cfg.Dir,
-		clDir: filepath.Join(cfg.Dir, commitLogDirName)}
+		clDir: filepath.Join(cfg.Dir, commitLogDirName), idxDir: filepath.Join(cfg.Dir, indexDirName)}
 	s.deleteWhen, _ = parseDeleteWhen(cfg.DeleteWhen)
 	if err := os.MkdirAll(s.clDir, 0o755); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -136,6 +152,10 @@ func Open(cfg Config) (*Store, error) {
 		s.batches[i] = &batch{buf: make([]byte, 0, 64<<10)}
 		s.freeBatches <- s.batches[i]
 	}
+	s.idxWake = make(chan struct{}, 1)
+	s.dispatchDone = make(chan struct{})
+	s.idxDone = make(chan struct{})
+	s.idxWaitCh = make(chan struct{})
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	s.goFunc(s.writeLoop)
 	if cfg.FlushMode == AsyncFlush {
@@ -146,8 +166,10 @@ func Open(cfg Config) (*Store, error) {
 	if cfg.FlushMode == AsyncFlush {
 		s.goFunc(s.flushLoop)
 	}
+	s.goFunc(s.indexLoop)
 	s.goFunc(s.checkpointLoop)
 	s.goFunc(s.cleanLoop)
+	s.goFunc(s.trimLoop)
 	return s, nil
 }
 
@@ -304,9 +326,12 @@ func (s *Store) barrier(f func()) error {
 }
 
 // Flush makes everything appended so far durable: commit log, consume
-// queues, index and checkpoint.
+// queues, index and checkpoint. It waits for the indexer to catch up.
 func (s *Store) Flush() error {
 	if err := s.barrier(func() {}); err != nil {
+		return err
+	}
+	if err := s.waitIndexed(s.visible.Load(), indexDrainTimeout); err != nil {
 		return err
 	}
 	return s.checkpoint()
@@ -322,6 +347,12 @@ func (s *Store) DeleteTopic(topic string) error {
 	}
 	var derr error
 	err := s.barrier(func() {
+		// The checkpoint must reach the visible end, and it never passes
+		// the indexer: let the indexer catch up first (it does not need
+		// the writer, which is waiting here).
+		if derr = s.waitIndexed(s.visible.Load(), indexDrainTimeout); derr != nil {
+			return
+		}
 		if derr = s.checkpoint(); derr != nil {
 			return
 		}
@@ -343,6 +374,7 @@ func (s *Store) Stats() Stats {
 	st := Stats{
 		MaxOffset:       s.visible.Load(),
 		WrittenOffset:   s.written.Load(),
+		IndexedOffset:   s.indexed.Load(),
 		FlushedOffset:   s.flushed.Load(),
 		Batches:         s.stats.batches.Load(),
 		Records:         s.stats.records.Load(),

@@ -401,6 +401,8 @@ func (s *Store) setSticky(op, path string, err error) *WriteError {
 func (s *Store) commitLoop() {
 	if s.dispatchCh != nil {
 		defer close(s.dispatchCh)
+	} else {
+		defer close(s.dispatchDone) // this goroutine finished the last batch
 	}
 	for b := range s.syncCh {
 		s.writeBatch(b)
@@ -417,6 +419,7 @@ func (s *Store) commitLoop() {
 
 // dispatchLoop finishes written batches in order (AsyncFlush).
 func (s *Store) dispatchLoop() {
+	defer close(s.dispatchDone)
 	for b := range s.dispatchCh {
 		s.finish(b)
 	}
@@ -431,6 +434,12 @@ func (s *Store) finish(b *batch) {
 	}
 	if err == nil {
 		s.visible.Store(b.end)
+		// Wake the indexer; never wait for it (a pending wake-up covers
+		// this batch too).
+		select {
+		case s.idxWake <- struct{}{}:
+		default:
+		}
 		s.stats.batches.Add(1)
 		s.stats.records.Add(uint64(len(b.recs)))
 		s.stats.bytes.Add(uint64(b.end - b.start))
@@ -451,11 +460,12 @@ func (s *Store) finish(b *batch) {
 }
 
 // dispatchBatch makes the records of b visible: consume-queue entries,
-// index keys, then OnDispatch.
+// OnDispatch and OnRecord, record by record. Index keys are not added here:
+// the indexer follows the log (indexer.go).
 func (s *Store) dispatchBatch(b *batch) error {
 	for _, d := range b.recs {
 		m := d.m
-		if err := s.dispatch(d.qs.q, m.Topic, m.QueueID, m.QueueOffset, m.CommitLogOffset, d.size, m.StoreTimestamp, m.Properties, true); err != nil {
+		if err := s.dispatch(d.qs.q, m.Topic, m.QueueID, m.QueueOffset, m.CommitLogOffset, d.size, m.Properties, true); err != nil {
 			return s.setSticky("dispatch", m.Topic, err)
 		}
 		if s.cfg.OnRecord != nil {
@@ -469,19 +479,17 @@ func (s *Store) dispatchBatch(b *batch) error {
 	return nil
 }
 
-// dispatch adds one record to its consume queue and the key index.
-// notify says whether to call OnDispatch (not during recovery, before
-// Open returned).
-func (s *Store) dispatch(q *consumequeue.Queue, topic string, qid int32, qoff, off int64, size int32, storeTS int64, props string, notify bool) error {
+// dispatch adds one record to its consume queue. notify says whether to
+// call OnDispatch (not during recovery, before Open returned). The key
+// index is not touched: recovery calls indexKeys itself, and after Open
+// the indexer goroutine adds keys.
+func (s *Store) dispatch(q *consumequeue.Queue, topic string, qid int32, qoff, off int64, size int32, props string, notify bool) error {
 	var tagsCode int64
 	if tags, ok := message.Property(props, message.PropTags); ok && tags != "" {
 		tagsCode = message.TagsHashCode(tags)
 	}
 	if err := q.Put(qoff, consumequeue.Entry{CommitLogOffset: off, Size: size, TagsCode: tagsCode}); err != nil {
 		return fmt.Errorf("consume queue %s/%d put %d: %w", topic, qid, qoff, err)
-	}
-	if err := s.indexKeys(topic, off, storeTS, props); err != nil {
-		return err
 	}
 	if notify && s.cfg.OnDispatch != nil {
 		s.cfg.OnDispatch(topic, qid, qoff+1)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync"
 
 	"github.com/txmq/txmq/internal/message"
 	"github.com/txmq/txmq/internal/store"
@@ -20,6 +22,8 @@ type EndRequest struct {
 	MsgID                string
 	TransactionID        string
 	Source               Source
+
+	noTxID bool // the caller does not need EndResult.TransactionID
 }
 
 // EndResult says what an END did.
@@ -47,6 +51,10 @@ type EndResult struct {
 // Commit appends [committed copy, op d] as one batch; rollback appends
 // [op d]. An unknown resolution changes nothing.
 func (s *Service) End(ctx context.Context, req EndRequest) (EndResult, error) {
+	return s.end(ctx, &req)
+}
+
+func (s *Service) end(ctx context.Context, req *EndRequest) (EndResult, error) {
 	if req.Source >= numSources {
 		return EndResult{}, fmt.Errorf("%w: source %d", ErrBadRequest, req.Source)
 	}
@@ -56,7 +64,17 @@ func (s *Service) End(ctx context.Context, req EndRequest) (EndResult, error) {
 	if err := s.errIfClosedFast(); err != nil {
 		return EndResult{}, err
 	}
-	off, hi, res, err := s.locate(ctx, req)
+	if req.HasOffsets {
+		// endAt claims the entry and, when it is not pending, answers
+		// as locate would.
+		return s.endAt(ctx, req, req.CommitLogOffset, nil)
+	}
+	return s.endByID(ctx, req)
+}
+
+// endByID is End without offsets: by transaction id (or msgId).
+func (s *Service) endByID(ctx context.Context, req *EndRequest) (EndResult, error) {
+	off, hi, res, err := s.locate(ctx, *req)
 	if err != nil || res != nil {
 		if res != nil {
 			s.duplicate(req, res)
@@ -76,26 +94,12 @@ func (s *Service) locate(ctx context.Context, req EndRequest) (int64, *halfInfo,
 		off := req.CommitLogOffset
 		s.mu.Lock()
 		e := s.pending[off]
-		r, inRecent := s.recent.byOffset(off, notBefore)
-		var g string
-		if inRecent {
-			g = s.groupName(r.group)
-		}
 		s.mu.Unlock()
 		if e != nil {
 			return off, nil, nil, nil
 		}
-		if inRecent && (req.Source == SourceOperator || req.ProducerGroup == "" || g == req.ProducerGroup) {
-			return 0, nil, &EndResult{State: r.state, Duplicate: true, HalfOffset: off,
-				Message: "already " + r.state.String()}, nil
-		}
-		// Not pending and not remembered: a half still in the log was
-		// resolved long ago (everything pending is in memory).
-		if h, err := s.readHalf(off); err == nil && (req.ProducerGroup == "" || h.group == req.ProducerGroup) {
-			return 0, nil, &EndResult{State: StateResolved, Duplicate: true, HalfOffset: off, TransactionID: h.uniq,
-				Message: "already resolved"}, nil
-		}
-		return 0, nil, nil, fmt.Errorf("%w: no half message at commitLogOffset %d", ErrUnknownTransaction, off)
+		res, err := s.notPending(&req, off)
+		return 0, nil, res, err
 	}
 	id := req.TransactionID
 	if id == "" {
@@ -148,11 +152,60 @@ func (s *Service) locate(ctx context.Context, req EndRequest) (int64, *halfInfo,
 	return 0, nil, nil, fmt.Errorf("%w: no pending transaction %q", ErrUnknownTransaction, id)
 }
 
-// endAt claims the pending entry at off and appends the resolution.
-func (s *Service) endAt(ctx context.Context, req EndRequest, off int64, hi *halfInfo) (EndResult, error) {
+// notPending answers an END by offset for a half that is not pending:
+// already ended (remembered), resolved long ago (a half still in the log
+// that is not pending was resolved: everything pending is in memory), or
+// unknown.
+func (s *Service) notPending(req *EndRequest, off int64) (*EndResult, error) {
+	notBefore := s.nowMs() - recentTTL.Milliseconds()
+	s.mu.Lock()
+	r, inRecent := s.recent.byOffset(off, notBefore)
+	var g string
+	if inRecent {
+		g = s.groupName(r.group)
+	}
+	s.mu.Unlock()
+	if inRecent && (req.Source == SourceOperator || req.ProducerGroup == "" || g == req.ProducerGroup) {
+		return &EndResult{State: r.state, Duplicate: true, HalfOffset: off,
+			Message: "already " + r.state.String()}, nil
+	}
+	if h, err := s.readHalf(off); err == nil && (req.ProducerGroup == "" || h.group == req.ProducerGroup) {
+		return &EndResult{State: StateResolved, Duplicate: true, HalfOffset: off, TransactionID: h.uniq,
+			Message: "already resolved"}, nil
+	}
+	return nil, fmt.Errorf("%w: no half message at commitLogOffset %d", ErrUnknownTransaction, off)
+}
+
+// endAt claims the pending entry at off and appends the resolution. hi
+// is the half when the caller has read it already.
+func (s *Service) endAt(ctx context.Context, req *EndRequest, off int64, hi *halfInfo) (EndResult, error) {
 	s.mu.Lock()
 	e := s.pending[off]
+	if e == nil || e.flags&fEnding != 0 || req.Resolution == ResolutionUnknown ||
+		req.Source != SourceOperator && req.ProducerGroup != "" && s.groupName(e.group) != req.ProducerGroup {
+		return s.notClaimedLocked(req, off, hi, e)
+	}
+	e.flags |= fEnding
+	if e.hidx >= 0 {
+		s.checkQ.remove(e)
+	}
+	s.mu.Unlock()
+	return s.endClaimed(ctx, req, e, hi)
+}
+
+// notClaimedLocked answers an END that endAt does not claim its entry
+// for. mu held; it unlocks it.
+func (s *Service) notClaimedLocked(req *EndRequest, off int64, hi *halfInfo, e *entry) (EndResult, error) {
 	if e == nil {
+		if hi == nil && req.HasOffsets {
+			s.mu.Unlock()
+			res, err := s.notPending(req, off)
+			if err != nil {
+				return EndResult{}, err
+			}
+			s.duplicate(req, res)
+			return *res, nil
+		}
 		r, ok := s.recent.byOffset(off, 0)
 		s.mu.Unlock()
 		res := EndResult{State: StateResolved, Duplicate: true, HalfOffset: off, Message: "already resolved"}
@@ -173,49 +226,73 @@ func (s *Service) endAt(ctx context.Context, req EndRequest, off int64, hi *half
 		s.duplicate(req, &res)
 		return res, nil
 	}
-	if req.Resolution == ResolutionUnknown {
-		s.mu.Unlock()
-		return EndResult{State: StatePrepared, HalfOffset: off, Message: "unknown: nothing done"}, nil
-	}
-	e.flags |= fEnding
-	if e.hidx >= 0 {
-		s.checkQ.remove(e)
-	}
 	s.mu.Unlock()
+	return EndResult{State: StatePrepared, HalfOffset: off, Message: "unknown: nothing done"}, nil
+}
 
-	if hi == nil {
-		h, err := s.readHalf(off)
-		if err != nil {
-			s.release(e)
-			if errors.Is(err, store.ErrOffsetMoved) {
-				return EndResult{}, fmt.Errorf("%w: half %d: %w", ErrHalfRemoved, off, err)
-			}
-			return EndResult{}, fmt.Errorf("txn: read half %d: %w", off, err)
+// endBatch is what one END appends: [committed copy, op d] or [op d].
+// Pooled: the store is done with the messages when AppendBatch returns.
+type endBatch struct {
+	copy, op message.Ext
+	list     [2]*message.Ext
+}
+
+var endBatchPool = sync.Pool{New: func() any { return new(endBatch) }}
+
+// endClaimed reads the half of a claimed entry (unless hi has it) and
+// appends the resolution.
+func (s *Service) endClaimed(ctx context.Context, req *EndRequest, e *entry, hi *halfInfo) (EndResult, error) {
+	off := e.off
+	var (
+		v         message.View
+		realTopic string
+		realQID   int32
+		uniq      []byte
+		uniqStr   string
+		got       *store.GetResult
+	)
+	if hi != nil {
+		v, realTopic, realQID, uniqStr = hi.v, hi.realTopic, hi.realQID, hi.uniq
+		uniq = []byte(hi.uniq)
+	} else {
+		var err error
+		if got, v, err = s.readHalfFor(req, off); err != nil {
+			return EndResult{}, s.readFailed(e, off, err)
 		}
-		hi = &h
 	}
-	if req.HasOffsets && req.TranStateTableOffset >= 0 && req.TranStateTableOffset != hi.v.QueueOffset() {
-		s.release(e)
-		return EndResult{}, fmt.Errorf("%w: tranStateTableOffset %d, half %d has queue offset %d",
-			ErrOffsetMismatch, req.TranStateTableOffset, off, hi.v.QueueOffset())
+	if req.HasOffsets && req.TranStateTableOffset >= 0 && req.TranStateTableOffset != v.QueueOffset() {
+		got.Release()
+		return EndResult{}, s.offsetMismatch(e, req.TranStateTableOffset, off, v.QueueOffset())
 	}
-	op := "rollback"
-	st := StateRolledBack
-	if req.Resolution == ResolutionCommit {
+	commit := req.Resolution == ResolutionCommit
+	if hi == nil {
+		var rt, rq []byte
+		uniq, rt, rq = endFields(v.Properties())
+		if commit {
+			realTopic, realQID = string(rt), parseQID(rq)
+		}
+		if !req.noTxID {
+			uniqStr = string(uniq)
+		}
+	}
+	op, st := "rollback", StateRolledBack
+	if commit {
 		op, st = "commit", StateCommitted
 	}
-	body := appendOpEnt(nil, off, 0, false)
-	d := s.opRecord(opDone, body, PropOp, op, PropOpSource, req.Source.String(), message.PropKeys, hi.uniq)
-	var batch []*message.Ext
-	if st == StateCommitted {
-		batch = []*message.Ext{committedCopy(*hi, off), d}
-	} else {
-		batch = []*message.Ext{d}
+	b := endBatchPool.Get().(*endBatch)
+	s.doneRecord(&b.op, off, op, req.Source.String(), uniq)
+	list := b.list[:0]
+	if commit {
+		fillCopy(&b.copy, v, realTopic, realQID, off)
+		list = append(list, &b.copy)
 	}
-	results, err := s.store.AppendBatch(ctx, batch)
+	list = append(list, &b.op)
+	results, err := s.store.AppendBatch(ctx, list)
+	got.Release() // the copy's body aliased it
+	*b = endBatch{}
+	endBatchPool.Put(b)
 	if err != nil {
-		s.release(e)
-		return EndResult{}, fmt.Errorf("txn: store %s of half %d: %w", op, off, err)
+		return EndResult{}, s.appendFailed(e, op, off, err)
 	}
 	if !s.hookSaw(results[len(results)-1].CommitLogOffset) {
 		s.mu.Lock()
@@ -225,15 +302,88 @@ func (s *Service) endAt(ctx context.Context, req EndRequest, off int64, hi *half
 		}
 		s.mu.Unlock()
 	}
-	res := EndResult{State: st, Applied: true, HalfOffset: off, TransactionID: hi.uniq}
-	if st == StateCommitted {
+	res := EndResult{State: st, Applied: true, HalfOffset: off, TransactionID: uniqStr}
+	if commit {
 		s.c.committed[req.Source].Add(1)
 		res.CopyOffset = results[0].CommitLogOffset
 	} else {
 		s.c.rolledBack[req.Source].Add(1)
 	}
-	s.log.Debug("txn: ended", "half_offset", off, "txid", hi.uniq, "state", st, "source", req.Source)
+	if s.log.Enabled(ctx, slog.LevelDebug) {
+		s.logEnded(off, uniq, st, req.Source)
+	}
 	return res, nil
+}
+
+// The cold parts of endClaimed, kept out of its frame: END handlers run on
+// fresh goroutines, and a deep frame costs a stack copy.
+
+func (s *Service) logEnded(off int64, uniq []byte, st State, src Source) {
+	s.log.Debug("txn: ended", "half_offset", off, "txid", string(uniq), "state", st, "source", src)
+}
+
+func (s *Service) readFailed(e *entry, off int64, err error) error {
+	s.release(e)
+	if errors.Is(err, store.ErrOffsetMoved) {
+		return fmt.Errorf("%w: half %d: %w", ErrHalfRemoved, off, err)
+	}
+	return fmt.Errorf("txn: read half %d: %w", off, err)
+}
+
+func (s *Service) offsetMismatch(e *entry, tso, off, qoff int64) error {
+	s.release(e)
+	return fmt.Errorf("%w: tranStateTableOffset %d, half %d has queue offset %d", ErrOffsetMismatch, tso, off, qoff)
+}
+
+func (s *Service) appendFailed(e *entry, op string, off int64, err error) error {
+	s.release(e)
+	return fmt.Errorf("txn: store %s of half %d: %w", op, off, err)
+}
+
+// endFields returns UNIQ_KEY, REAL_TOPIC and REAL_QID of a half's
+// properties (views). Not inlined: its scratch stays out of endClaimed's
+// frame.
+//
+//go:noinline
+func endFields(props []byte) (uniq, realTopic, realQID []byte) {
+	var f propFields
+	f.scan(props)
+	return f.val[pfUniq], f.val[pfRealTopic], f.val[pfRealQID]
+}
+
+// readHalfFor reads the half at off for an END. With the half's queue
+// offset (tranStateTableOffset, which both clients send) it is read
+// through the half queue's consume queue into a pooled buffer (got, to be
+// released by the caller): no allocation, and no validation beyond the
+// consume-queue entry's (size, magic, self offset), since the entry
+// vouches for a record there; it must be the half at off. Otherwise, or
+// when that fails, the untrusted offset is read with store.ReadAt, which
+// validates the record. v aliases got or the copy ReadAt returned.
+func (s *Service) readHalfFor(req *EndRequest, off int64) (got *store.GetResult, v message.View, err error) {
+	if qoff := req.TranStateTableOffset; req.HasOffsets && qoff >= 0 {
+		r, err := s.store.GetMessages(message.TransHalfTopic, 0, qoff, 1, 0, nil)
+		if err == nil {
+			if r.Status == store.Found && len(r.Records) == 1 {
+				v, err := message.Parse(r.Records[0])
+				if err == nil && v.CommitLogOffset() == off && v.QueueOffset() == qoff &&
+					string(v.Topic()) == message.TransHalfTopic {
+					return r, v, nil
+				}
+			}
+			r.Release()
+		}
+	}
+	rec, err := s.store.ReadAt(off)
+	if err != nil {
+		return nil, v, err
+	}
+	if v, err = message.Parse(rec); err != nil {
+		return nil, v, err
+	}
+	if string(v.Topic()) != message.TransHalfTopic {
+		return nil, v, errNotHalf
+	}
+	return nil, v, nil
 }
 
 // release undoes a claim whose append failed or was refused.
@@ -252,7 +402,7 @@ func (s *Service) release(e *entry) {
 	s.mu.Unlock()
 }
 
-func (s *Service) duplicate(req EndRequest, res *EndResult) {
+func (s *Service) duplicate(req *EndRequest, res *EndResult) {
 	s.c.duplicateEnds.Add(1)
 	res.Duplicate = true
 	if req.Resolution == ResolutionUnknown {

@@ -38,8 +38,9 @@ func (s *Service) Register(srv *remoting.Server) {
 func (s *Service) HandleEndTransaction(ctx context.Context, c *remoting.Conn, req *remoting.Command) (*remoting.Command, error) {
 	r, err := parseEndHeader(req)
 	if err == nil {
+		r.noTxID = true
 		var res EndResult
-		res, err = s.End(ctx, r)
+		res, err = s.end(ctx, &r)
 		if err == nil {
 			remark := res.State.String()
 			if res.Duplicate || res.Message != "" {
@@ -48,11 +49,17 @@ func (s *Service) HandleEndTransaction(ctx context.Context, c *remoting.Conn, re
 			return req.Reply(remoting.RespSuccess, remark), nil
 		}
 	}
+	return s.endRefused(c, req, err), nil
+}
+
+// endRefused logs a refused END_TRANSACTION and builds its answer (kept
+// out of HandleEndTransaction, whose frame stays small).
+func (s *Service) endRefused(c *remoting.Conn, req *remoting.Command, err error) *remoting.Command {
 	code, remark := ResponseCode(err)
 	s.log.Warn("txn: END_TRANSACTION refused", slog.String("conn", c.String()), slog.Any("err", err),
 		slog.String("group", req.ExtStringOr("producerGroup", "")), slog.String("commitLogOffset", req.ExtStringOr("commitLogOffset", "")),
 		slog.String("transactionId", req.ExtStringOr("transactionId", "")))
-	return req.Reply(code, remark), nil
+	return req.Reply(code, remark)
 }
 
 func parseEndHeader(req *remoting.Command) (EndRequest, error) {

@@ -314,8 +314,8 @@ func (s *Service) historyOf(id string) (map[int64]*history, error) {
 		if err != nil {
 			continue
 		}
-		ev := parseEvent(v.CommitLogOffset(), v)
-		if ev == nil {
+		ev, ok := parseEvent(v.CommitLogOffset(), v, nil)
+		if !ok {
 			continue
 		}
 		for _, oe := range ev.ents {

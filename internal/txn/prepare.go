@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
+	"unsafe"
 
 	"github.com/txmq/txmq/internal/message"
 	"github.com/txmq/txmq/internal/store"
@@ -22,8 +24,12 @@ type PrepareResult struct {
 }
 
 // prepFlight is a Prepare that is appending; duplicates wait for it.
+// Flights of one UNIQ_KEY hash are chained through next. done is made by
+// the first duplicate that waits (under mu) and closed by the flight when
+// it ends (under mu), so a Prepare without duplicates makes no channel.
 type prepFlight struct {
 	group, uniq string
+	next        *prepFlight
 	done        chan struct{}
 	res         PrepareResult
 	err         error
@@ -42,15 +48,15 @@ func (s *Service) Prepare(ctx context.Context, m *message.Ext, producerGroup str
 	if !s.cfg.Enable {
 		return PrepareResult{}, ErrDisabled
 	}
-	if err := checkNoDelay(m.Properties); err != nil {
+	uniq, pgroup, err := scanHalfProps(m.Properties)
+	if err != nil {
 		return PrepareResult{}, err
 	}
-	uniq, _ := message.Property(m.Properties, message.PropUniqClientMessageID)
 	if uniq == "" {
 		return PrepareResult{}, ErrNoUniqKey
 	}
 	if producerGroup == "" {
-		producerGroup, _ = message.Property(m.Properties, message.PropProducerGroup)
+		producerGroup = pgroup
 		if producerGroup == "" {
 			return PrepareResult{}, ErrNoGroup
 		}
@@ -63,16 +69,20 @@ func (s *Service) Prepare(ctx context.Context, m *message.Ext, producerGroup str
 			return PrepareResult{}, err
 		}
 		var wait *prepFlight
-		for _, f := range s.inflight[h] {
+		for f := s.inflight[h]; f != nil; f = f.next {
 			if f.group == producerGroup && f.uniq == uniq {
 				wait = f
 				break
 			}
 		}
 		if wait != nil {
+			if wait.done == nil {
+				wait.done = make(chan struct{})
+			}
+			done := wait.done
 			s.mu.Unlock()
 			select {
-			case <-wait.done:
+			case <-done:
 			case <-ctx.Done():
 				return PrepareResult{}, ctx.Err()
 			}
@@ -85,37 +95,80 @@ func (s *Service) Prepare(ctx context.Context, m *message.Ext, producerGroup str
 			continue // the first failed: try ourselves
 		}
 		var offs []dupCandidate
-		for _, e := range s.candidates(h) {
-			if s.groupName(e.group) == producerGroup {
-				offs = append(offs, dupCandidate{off: e.off, state: StatePrepared})
+		if s.byUniq[h] != nil {
+			for _, e := range s.candidates(h) {
+				if s.groupName(e.group) == producerGroup {
+					offs = append(offs, dupCandidate{off: e.off, state: StatePrepared})
+				}
 			}
 		}
 		if r, ok := s.recent.byHash(h, s.nowMs()-recentTTL.Milliseconds()); ok && s.groupName(r.group) == producerGroup {
 			offs = append(offs, dupCandidate{off: r.off, state: r.state})
 		}
-		f := &prepFlight{group: producerGroup, uniq: uniq, done: make(chan struct{})}
-		s.inflight[h] = append(s.inflight[h], f)
+		f := &prepFlight{group: producerGroup, uniq: uniq, next: s.inflight[h]}
+		s.inflight[h] = f
 		s.mu.Unlock()
 
 		f.res, f.err = s.prepare(ctx, m, producerGroup, uniq, h, offs)
 
 		s.mu.Lock()
-		list := s.inflight[h]
-		for i, x := range list {
-			if x == f {
-				list = append(list[:i:i], list[i+1:]...)
-				break
+		if head := s.inflight[h]; head == f {
+			if f.next == nil {
+				delete(s.inflight, h)
+			} else {
+				s.inflight[h] = f.next
+			}
+		} else {
+			for x := head; x != nil; x = x.next {
+				if x.next == f {
+					x.next = f.next
+					break
+				}
 			}
 		}
-		if len(list) == 0 {
-			delete(s.inflight, h)
-		} else {
-			s.inflight[h] = list
+		if f.done != nil {
+			close(f.done)
 		}
 		s.mu.Unlock()
-		close(f.done)
 		return f.res, f.err
 	}
+}
+
+// scanHalfProps reads UNIQ_KEY and PGROUP of a half message and refuses
+// delay levels and timers (RocketMQ #1540), in one pass over the
+// properties.
+func scanHalfProps(props string) (uniq, group string, err error) {
+	var hasUniq, hasGroup bool
+	for p := props; len(p) > 0; {
+		item := p
+		if i := strings.IndexByte(p, message.PropertySeparator); i >= 0 {
+			item, p = p[:i], p[i+1:]
+		} else {
+			p = ""
+		}
+		j := strings.IndexByte(item, message.NameValueSeparator)
+		if j < 0 || strings.IndexByte(item[j+1:], message.NameValueSeparator) >= 0 {
+			continue
+		}
+		k, v := item[:j], item[j+1:]
+		switch k {
+		case message.PropUniqClientMessageID:
+			if !hasUniq {
+				uniq, hasUniq = v, true
+			}
+		case message.PropProducerGroup:
+			if !hasGroup {
+				group, hasGroup = v, true
+			}
+		case message.PropDelayTimeLevel:
+			if n, perr := strconv.Atoi(v); perr != nil || n > 0 {
+				return "", "", fmt.Errorf("%w: DELAY=%q", ErrDelayNotAllowed, v)
+			}
+		case message.PropTimerDeliverMs, message.PropTimerDelaySec, message.PropTimerDelayMs:
+			return "", "", fmt.Errorf("%w: %s=%q", ErrDelayNotAllowed, k, v)
+		}
+	}
+	return uniq, group, nil
 }
 
 // dupCandidate is a half that a repeated send may name, with the state of
@@ -132,6 +185,29 @@ type dupCandidate struct {
 // transaction the broker has already ended (the client retries a send
 // whose answer was lost, and a check may have been answered meanwhile).
 func (s *Service) prepare(ctx context.Context, m *message.Ext, group, uniq string, h uint64, offs []dupCandidate) (PrepareResult, error) {
+	if len(offs) > 0 {
+		if res, ok, err := s.repeatedHalf(offs, group, uniq); ok || err != nil {
+			return res, err
+		}
+	}
+	half := s.newHalf(m, group, uniq)
+	res, err := s.store.Append(ctx, half)
+	if err != nil {
+		return PrepareResult{}, fmt.Errorf("txn: store half message: %w", err)
+	}
+	s.c.halfStored.Add(1)
+	// The store hook has applied the half before Append returned. If the
+	// broker did not wire it, apply it here so nothing is lost.
+	if !s.hookSaw(res.CommitLogOffset) {
+		s.applyMissedHalf(res, half.Properties, h, group)
+	}
+	return PrepareResult{Append: res, TransactionID: uniq}, nil
+}
+
+// repeatedHalf confirms a duplicate among offs by reading the halves: ok
+// with the first half's result, or an error when its transaction has
+// already been rolled back or discarded.
+func (s *Service) repeatedHalf(offs []dupCandidate, group, uniq string) (PrepareResult, bool, error) {
 	for _, c := range offs {
 		off := c.off
 		hi, err := s.readHalf(off)
@@ -142,7 +218,7 @@ func (s *Service) prepare(ctx context.Context, m *message.Ext, group, uniq strin
 			s.c.duplicateHalves.Add(1)
 			s.log.Info("txn: repeated half send of a transaction already ended; refusing it",
 				"group", group, "txid", uniq, "half_offset", off, "state", c.state)
-			return PrepareResult{}, fmt.Errorf("%w: transaction %s is %s", ErrAlreadyEnded, uniq, c.state)
+			return PrepareResult{}, false, fmt.Errorf("%w: transaction %s is %s", ErrAlreadyEnded, uniq, c.state)
 		}
 		s.c.duplicateHalves.Add(1)
 		s.log.Info("txn: repeated half send; answering with the first half", "group", group, "txid", uniq, "half_offset", off)
@@ -150,8 +226,13 @@ func (s *Service) prepare(ctx context.Context, m *message.Ext, group, uniq strin
 			Append: store.AppendResult{CommitLogOffset: off, QueueOffset: hi.v.QueueOffset(),
 				Size: int32(hi.v.Len()), StoreTimestamp: hi.v.StoreTimestamp()},
 			TransactionID: uniq, Duplicate: true,
-		}, nil
+		}, true, nil
 	}
+	return PrepareResult{}, false, nil
+}
+
+// newHalf builds the half message of m.
+func (s *Service) newHalf(m *message.Ext, group, uniq string) *message.Ext {
 	half := &message.Ext{
 		Topic:          message.TransHalfTopic,
 		QueueID:        0,
@@ -162,33 +243,21 @@ func (s *Service) prepare(ctx context.Context, m *message.Ext, group, uniq strin
 		StoreHost:      m.StoreHost,
 		ReconsumeTimes: m.ReconsumeTimes,
 		Body:           m.Body,
+		Properties:     halfProperties(m.Properties, m.Topic, m.QueueID, group, uniq),
 	}
 	if !half.StoreHost.IsValid() {
 		half.StoreHost = s.cfg.StoreHost
 	}
-	p := message.RemoveProperties(m.Properties, message.PropRealTopic, message.PropRealQueueID,
-		message.PropProducerGroup, message.PropTransactionID, message.PropTransactionPrepared)
-	p = message.AppendProperty(p, message.PropRealTopic, m.Topic)
-	p = message.AppendProperty(p, message.PropRealQueueID, strconv.Itoa(int(m.QueueID)))
-	p = message.AppendProperty(p, message.PropProducerGroup, group)
-	p = message.AppendProperty(p, message.PropTransactionID, uniq)
-	p = message.AppendProperty(p, message.PropTransactionPrepared, "true")
-	half.Properties = p
-	res, err := s.store.Append(ctx, half)
-	if err != nil {
-		return PrepareResult{}, fmt.Errorf("txn: store half message: %w", err)
-	}
-	s.c.halfStored.Add(1)
-	// The store hook has applied the half before Append returned. If the
-	// broker did not wire it, apply it here so nothing is lost.
-	if s.hookSaw(res.CommitLogOffset) {
-		return PrepareResult{Append: res, TransactionID: uniq}, nil
-	}
+	return half
+}
+
+// applyMissedHalf indexes a half the store hook did not see (not wired).
+func (s *Service) applyMissedHalf(res store.AppendResult, props string, h uint64, group string) {
 	s.mu.Lock()
 	if s.pending[res.CommitLogOffset] == nil && s.applied <= res.CommitLogOffset {
 		s.c.hookMisses.Add(1)
 		imm := int64(0)
-		if v, ok := message.Property(p, message.PropCheckImmunityTimeSeconds); ok {
+		if v, ok := message.Property(props, message.PropCheckImmunityTimeSeconds); ok {
 			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 0 {
 				imm = n * 1000
 			}
@@ -196,22 +265,27 @@ func (s *Service) prepare(ctx context.Context, m *message.Ext, group, uniq strin
 		s.insert(res.CommitLogOffset, res.StoreTimestamp, s.firstCheck(res.StoreTimestamp, imm), h, group, 0)
 	}
 	s.mu.Unlock()
-	return PrepareResult{Append: res, TransactionID: uniq}, nil
 }
 
-// checkNoDelay refuses delay levels and timers (RocketMQ #1540).
-func checkNoDelay(props string) error {
-	var err error
-	message.RangeProperties(props, func(k, v string) bool {
-		switch k {
-		case message.PropDelayTimeLevel:
-			if n, perr := strconv.Atoi(v); perr != nil || n > 0 {
-				err = fmt.Errorf("%w: DELAY=%q", ErrDelayNotAllowed, v)
-			}
-		case message.PropTimerDeliverMs, message.PropTimerDelaySec, message.PropTimerDelayMs:
-			err = fmt.Errorf("%w: %s=%q", ErrDelayNotAllowed, k, v)
-		}
-		return err == nil
-	})
-	return err
+// halfProperties returns the half's properties: the producer's without
+// REAL_TOPIC, REAL_QID, PGROUP, __transactionId__ and TRAN_MSG
+// (message.RemoveProperties), then those five appended
+// (message.AppendProperty), built with one allocation.
+func halfProperties(props, topic string, qid int32, group, uniq string) string {
+	n := len(props) + len(message.PropRealTopic) + len(topic) + len(message.PropRealQueueID) + 11 +
+		len(message.PropProducerGroup) + len(group) + len(message.PropTransactionID) + len(uniq) +
+		len(message.PropTransactionPrepared) + len("true") + 10
+	b := make([]byte, 0, n)
+	b = appendWithout(b, props, message.PropRealTopic, message.PropRealQueueID,
+		message.PropProducerGroup, message.PropTransactionID, message.PropTransactionPrepared)
+	b = appendProp(b, message.PropRealTopic, topic)
+	b = append(b, message.PropRealQueueID...)
+	b = append(b, message.NameValueSeparator)
+	b = strconv.AppendInt(b, int64(qid), 10)
+	b = append(b, message.PropertySeparator)
+	b = appendProp(b, message.PropProducerGroup, group)
+	b = appendProp(b, message.PropTransactionID, uniq)
+	b = appendProp(b, message.PropTransactionPrepared, "true")
+	// b is never written to again.
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }

@@ -1,8 +1,13 @@
 package txn
 
 import (
+	"bytes"
+	"encoding/binary"
+	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/txmq/txmq/internal/message"
 )
@@ -126,8 +131,10 @@ const (
 	evResume
 )
 
-// event is what the pending index needs of one transactional record,
-// small enough to queue in the backlog before Start.
+// event is what the pending index needs of one transactional record.
+// parseEvent fills one on the caller's stack: group and ents alias the
+// record and the caller's scratch, so an event kept beyond the call (the
+// backlog before Start) must be detached first.
 type event struct {
 	kind       uint8
 	state      State // evDone
@@ -137,8 +144,17 @@ type event struct {
 	halfStored int64 // evResume
 	immunityMs int64 // evHalf
 	uniq       uint64
-	group      string
+	group      []byte
 	ents       []opEnt
+}
+
+// detach returns a heap copy of ev that aliases nothing.
+func (ev *event) detach() *event {
+	// Field by field: copying *ev whole would make the caller's scratch
+	// escape (escape analysis is flow-insensitive).
+	return &event{kind: ev.kind, state: ev.state, off: ev.off, end: ev.end, stored: ev.stored,
+		halfOff: ev.halfOff, halfStored: ev.halfStored, immunityMs: ev.immunityMs, uniq: ev.uniq,
+		group: bytes.Clone(ev.group), ents: slices.Clone(ev.ents)}
 }
 
 // opEnt is one entry of an op record body: halfOffset[:n].
@@ -147,10 +163,12 @@ type opEnt struct {
 	n   int
 }
 
-// parseEvent returns the event of a record, nil for records that do not
-// concern transactions. The common case costs a topic length check and a
-// sysFlag test.
-func parseEvent(off int64, v message.View) *event {
+// parseEvent returns the event of a record and whether the record
+// concerns transactions. The common case costs a topic length check and a
+// sysFlag test. ents is scratch for the op entries (appended to); the
+// event aliases v and ents. (It returns the event rather than filling one
+// through a pointer so that the caller's scratch can stay on its stack.)
+func parseEvent(off int64, v message.View, ents []opEnt) (ev event, ok bool) {
 	t := v.Topic()
 	var kind uint8
 	switch {
@@ -160,37 +178,40 @@ func parseEvent(off int64, v message.View) *event {
 	case v.SysFlag()&message.FlagTransactionMask == message.FlagTransCommit:
 		kind = evCopy
 	default:
-		return nil
+		return ev, false
 	}
 	props := v.Properties()
-	ev := &event{kind: kind, off: off, end: off + int64(v.Len()), stored: v.StoreTimestamp()}
+	ev = event{kind: kind, off: off, end: off + int64(v.Len()), stored: v.StoreTimestamp()}
 	switch kind {
 	case evHalf:
-		u, _ := message.PropertyBytes(props, message.PropUniqClientMessageID)
-		ev.uniq = hashID(u)
-		ev.group, _ = message.PropertyBytes(props, message.PropProducerGroup)
-		if s, ok := message.PropertyBytes(props, message.PropCheckImmunityTimeSeconds); ok {
-			if n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64); err == nil && n > 0 {
+		var f propFields
+		f.scan(props)
+		ev.uniq = hashIDBytes(f.val[pfUniq])
+		ev.group = f.val[pfGroup]
+		if f.has[pfImmunity] {
+			if n, err := strconv.ParseInt(strings.TrimSpace(string(f.val[pfImmunity])), 10, 64); err == nil && n > 0 {
 				ev.immunityMs = n * 1000
 			}
 		}
-		return ev
+		return ev, true
 	case evCopy:
-		if _, ok := message.PropertyBytes(props, message.PropProducerGroup); !ok {
-			return nil // not a copy we made: a transactional copy always keeps PGROUP
+		var f propFields
+		f.scan(props)
+		if !f.has[pfGroup] {
+			return ev, false // not a copy we made: a transactional copy always keeps PGROUP
 		}
-		u, _ := message.PropertyBytes(props, message.PropUniqClientMessageID)
-		ev.uniq = hashID(u)
+		ev.uniq = hashIDBytes(f.val[pfUniq])
 		ev.halfOff = v.PreparedTransactionOffset()
-		return ev
+		return ev, true
 	}
-	tag, _ := message.PropertyBytes(props, message.PropTags)
-	ev.ents = parseOpBody(v.Body())
-	switch tag {
+	var f propFields
+	f.scan(props)
+	ev.ents = parseOpBody(ents, v.Body())
+	switch string(f.val[pfTags]) {
 	case opDone:
 		ev.kind = evDone
 		ev.state = StateRolledBack
-		if op, _ := message.PropertyBytes(props, PropOp); op == "commit" {
+		if string(f.val[pfOp]) == "commit" {
 			ev.state = StateCommitted
 		}
 	case opChecks:
@@ -199,20 +220,85 @@ func parseEvent(off int64, v message.View) *event {
 		ev.kind = evDiscard
 	case opResume:
 		ev.kind = evResume
-		u, _ := message.PropertyBytes(props, message.PropUniqClientMessageID)
-		ev.uniq = hashID(u)
-		ev.group, _ = message.PropertyBytes(props, message.PropProducerGroup)
-		hs, _ := message.PropertyBytes(props, PropHalfStore)
-		ev.halfStored, _ = strconv.ParseInt(hs, 10, 64)
+		ev.uniq = hashIDBytes(f.val[pfUniq])
+		ev.group = f.val[pfGroup]
+		ev.halfStored, _ = strconv.ParseInt(string(f.val[pfHalfStore]), 10, 64)
 	default:
-		return nil
+		return ev, false
 	}
-	return ev
+	return ev, true
 }
 
-// parseOpBody parses "off[:n],off[:n]"; malformed items are skipped.
-func parseOpBody(b []byte) []opEnt {
-	var out []opEnt
+// The properties the service reads, found in one pass by propFields.scan.
+const (
+	pfUniq = iota
+	pfGroup
+	pfImmunity
+	pfTags
+	pfOp
+	pfHalfStore
+	pfRealTopic
+	pfRealQID
+	pfTxID
+	numPF
+)
+
+var pfNames = [numPF]string{message.PropUniqClientMessageID, message.PropProducerGroup,
+	message.PropCheckImmunityTimeSeconds, message.PropTags, PropOp, PropHalfStore,
+	message.PropRealTopic, message.PropRealQueueID, message.PropTransactionID}
+
+// propFields holds the values of the properties above, as views of the
+// encoded properties; for each the first well-formed entry counts, as
+// with message.PropertyBytes.
+type propFields struct {
+	val [numPF][]byte
+	has [numPF]bool
+}
+
+// scan reads encoded properties b in one pass, without allocating.
+func (f *propFields) scan(b []byte) {
+	for len(b) > 0 {
+		item := b
+		if i := bytes.IndexByte(b, message.PropertySeparator); i >= 0 {
+			item, b = b[:i], b[i+1:]
+		} else {
+			b = nil
+		}
+		j := bytes.IndexByte(item, message.NameValueSeparator)
+		if j < 0 {
+			continue
+		}
+		k := -1
+		switch key := item[:j]; string(key) {
+		case message.PropUniqClientMessageID:
+			k = pfUniq
+		case message.PropProducerGroup:
+			k = pfGroup
+		case message.PropCheckImmunityTimeSeconds:
+			k = pfImmunity
+		case message.PropTags:
+			k = pfTags
+		case PropOp:
+			k = pfOp
+		case PropHalfStore:
+			k = pfHalfStore
+		case message.PropRealTopic:
+			k = pfRealTopic
+		case message.PropRealQueueID:
+			k = pfRealQID
+		case message.PropTransactionID:
+			k = pfTxID
+		}
+		if k < 0 || f.has[k] || bytes.IndexByte(item[j+1:], message.NameValueSeparator) >= 0 {
+			continue
+		}
+		f.val[k], f.has[k] = item[j+1:], true
+	}
+}
+
+// parseOpBody appends the entries of "off[:n],off[:n]" to out; malformed
+// items are skipped.
+func parseOpBody(out []opEnt, b []byte) []opEnt {
 	for len(b) > 0 {
 		i := 0
 		for i < len(b) && b[i] != ',' {
@@ -287,6 +373,16 @@ func hashID(s string) uint64 {
 	return h
 }
 
+// hashIDBytes is hashID of a byte slice.
+func hashIDBytes(b []byte) uint64 {
+	h := uint64(14695981039346656037)
+	for _, c := range b {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return h
+}
+
 // opRecord builds an op record of the given kind.
 func (s *Service) opRecord(kind string, body []byte, props ...string) *message.Ext {
 	p := message.AppendProperty("", message.PropTags, kind)
@@ -301,6 +397,88 @@ func (s *Service) opRecord(kind string, body []byte, props ...string) *message.E
 		Body:          body,
 		Properties:    p,
 	}
+}
+
+// doneRecord fills m with op d for the half at off: what
+// opRecord(opDone, appendOpEnt(nil, off, 0, false), PropOp, op,
+// PropOpSource, source, KEYS, uniq) builds, with one allocation for
+// properties and body together.
+func (s *Service) doneRecord(m *message.Ext, off int64, op, source string, uniq []byte) {
+	n := len(message.PropTags) + len(opDone) + len(PropOp) + len(op) + len(PropOpSource) + len(source) +
+		len(message.PropKeys) + len(uniq) + 8 + 20
+	b := make([]byte, 0, n)
+	b = appendProp(b, message.PropTags, opDone)
+	b = appendProp(b, PropOp, op)
+	b = appendProp(b, PropOpSource, source)
+	b = appendProp(b, message.PropKeys, uniq)
+	pl := len(b)
+	b = strconv.AppendInt(b, off, 10)
+	*m = message.Ext{
+		Topic:         message.TransOpHalfTopic,
+		BornTimestamp: s.nowMs(),
+		BornHost:      s.cfg.StoreHost,
+		StoreHost:     s.cfg.StoreHost,
+		Body:          b[pl:len(b):len(b)],
+		// Never written to again: the properties are immutable.
+		Properties: unsafe.String(unsafe.SliceData(b), pl),
+	}
+}
+
+// appendProp appends one key/value entry (message.AppendProperty).
+func appendProp[V string | []byte](b []byte, key string, value V) []byte {
+	b = append(b, key...)
+	b = append(b, message.NameValueSeparator)
+	b = append(b, value...)
+	return append(b, message.PropertySeparator)
+}
+
+// appendWithout appends encoded properties p without the entries whose key
+// is in keys, exactly as message.RemoveProperties(p, keys...) encodes them:
+// p unchanged when none of keys is found (message.Property), otherwise
+// every entry that has a name/value separator and a key not in keys, each
+// followed by the property separator.
+func appendWithout[P string | []byte](b []byte, p P, keys ...string) []byte {
+	found := false
+	for rest := p; len(rest) > 0 && !found; {
+		item := rest
+		if i := indexByte(rest, message.PropertySeparator); i >= 0 {
+			item, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = rest[len(rest):]
+		}
+		j := indexByte(item, message.NameValueSeparator)
+		if j < 0 || indexByte(item[j+1:], message.NameValueSeparator) >= 0 {
+			continue
+		}
+		found = slices.Contains(keys, string(item[:j]))
+	}
+	if !found {
+		return append(b, p...)
+	}
+	for len(p) > 0 {
+		item := p
+		if i := indexByte(p, message.PropertySeparator); i >= 0 {
+			item, p = p[:i], p[i+1:]
+		} else {
+			p = p[len(p):]
+		}
+		j := indexByte(item, message.NameValueSeparator)
+		if j < 0 || slices.Contains(keys, string(item[:j])) {
+			continue
+		}
+		b = append(b, item...)
+		b = append(b, message.PropertySeparator)
+	}
+	return b
+}
+
+func indexByte[P string | []byte](p P, c byte) int {
+	for i := 0; i < len(p); i++ {
+		if p[i] == c {
+			return i
+		}
+	}
+	return -1
 }
 
 // halfInfo is what the service reads back from a half message.
@@ -330,30 +508,73 @@ func parseHalf(rec []byte) (halfInfo, error) {
 	if string(v.Topic()) != message.TransHalfTopic {
 		return halfInfo{}, errNotHalf
 	}
-	props := v.Properties()
-	h := halfInfo{v: v}
-	h.realTopic, _ = message.PropertyBytes(props, message.PropRealTopic)
-	q, _ := message.PropertyBytes(props, message.PropRealQueueID)
-	qid, _ := strconv.ParseInt(q, 10, 32)
-	h.realQID = int32(qid)
-	h.group, _ = message.PropertyBytes(props, message.PropProducerGroup)
-	h.uniq, _ = message.PropertyBytes(props, message.PropUniqClientMessageID)
-	h.txID, _ = message.PropertyBytes(props, message.PropTransactionID)
+	var f propFields
+	f.scan(v.Properties())
+	h := halfInfo{v: v, realTopic: string(f.val[pfRealTopic]), realQID: parseQID(f.val[pfRealQID]),
+		group: string(f.val[pfGroup]), uniq: string(f.val[pfUniq]), txID: string(f.val[pfTxID])}
 	if h.txID == "" {
 		h.txID = h.uniq
 	}
 	return h, nil
 }
 
+// parseQID parses REAL_QID as strconv.ParseInt(q, 10, 32) does, ignoring
+// the error (0 when malformed, clamped when out of range).
+func parseQID(q []byte) int32 {
+	if n := len(q); n > 0 && n <= 9 {
+		v := int32(0)
+		for _, c := range q {
+			if c < '0' || c > '9' {
+				goto slow
+			}
+			v = v*10 + int32(c-'0')
+		}
+		return v
+	}
+slow:
+	v, _ := strconv.ParseInt(string(q), 10, 32)
+	return int32(v)
+}
+
 // committedCopy builds the message a commit makes visible.
 func committedCopy(h halfInfo, halfOff int64) *message.Ext {
-	m := h.v.Ext()
-	m.Topic = h.realTopic
-	m.QueueID = h.realQID
-	m.SysFlag = m.SysFlag&^message.FlagTransactionMask | message.FlagTransCommit
-	m.PreparedTransactionOffset = halfOff
-	m.Properties = message.RemoveProperties(m.Properties, message.PropTransactionPrepared,
-		message.PropRealTopic, message.PropRealQueueID)
-	m.QueueOffset, m.CommitLogOffset, m.StoreTimestamp = 0, 0, 0
+	m := new(message.Ext)
+	fillCopy(m, h.v, h.realTopic, h.realQID, halfOff)
 	return m
+}
+
+// fillCopy fills m with the committed copy of the half v (stored at
+// halfOff): the half's fields, body and properties but for TRAN_MSG,
+// REAL_TOPIC and REAL_QID, under its real topic and queue, with the commit
+// type in sysFlag and PREPAREDTXOFFSET = halfOff (what Apache RocketMQ
+// makes of a half). m.Body aliases v.
+func fillCopy(m *message.Ext, v message.View, realTopic string, realQID int32, halfOff int64) {
+	rec := v.Bytes()
+	sys := v.SysFlag()
+	props := v.Properties()
+	p := appendWithout(make([]byte, 0, len(props)), props,
+		message.PropTransactionPrepared, message.PropRealTopic, message.PropRealQueueID)
+	*m = message.Ext{
+		Topic:                     realTopic,
+		QueueID:                   realQID,
+		Flag:                      int32(binary.BigEndian.Uint32(rec[message.PosFlag:])),
+		SysFlag:                   sys&^message.FlagTransactionMask | message.FlagTransCommit,
+		BornTimestamp:             v.BornTimestamp(),
+		BornHost:                  readHost(rec[message.PosBornHost:], sys&message.FlagBornHostV6 != 0),
+		StoreHost:                 v.StoreHost(),
+		ReconsumeTimes:            v.ReconsumeTimes(),
+		PreparedTransactionOffset: halfOff,
+		BodyCRC:                   v.StoredBodyCRC(),
+		Body:                      v.Body(),
+		// p is never written to again.
+		Properties: unsafe.String(unsafe.SliceData(p), len(p)),
+	}
+}
+
+// readHost decodes BORNHOST (as message.View.Ext does).
+func readHost(b []byte, v6 bool) netip.AddrPort {
+	if v6 {
+		return netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[:16])), uint16(binary.BigEndian.Uint32(b[16:])))
+	}
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[:4])), uint16(binary.BigEndian.Uint32(b[4:])))
 }

@@ -2,6 +2,7 @@ package txn
 
 import (
 	"context"
+	"math"
 	"strconv"
 	"time"
 
@@ -120,6 +121,15 @@ func (s *Service) takeDue() ([]*work, time.Duration) {
 	}
 	if wait < time.Millisecond {
 		wait = time.Millisecond
+	}
+	if len(batch) == 0 {
+		// The scheduler sleeps until then (or until kicked): insert
+		// kicks it for entries due earlier.
+		s.wakeAt = now + wait.Milliseconds()
+	} else {
+		// It comes back to takeDue before it sleeps, and sees what was
+		// inserted meanwhile: no kick needed.
+		s.wakeAt = math.MinInt64
 	}
 	return batch, wait
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/netip"
 	"path/filepath"
 	"sync"
@@ -145,10 +146,11 @@ type Service struct {
 	groups   []string
 	groupIDs map[string]uint32
 	recent   recentTable
-	inflight map[uint64][]*prepFlight // Prepare calls appending, by hash(UNIQ_KEY)
-	applied  int64                    // end of the last transactional record applied
-	live     bool                     // Start finished its replay: OnRecord applies at once
-	backlog  []*event                 // transactional records seen before live
+	inflight map[uint64]*prepFlight // Prepare calls appending, by hash(UNIQ_KEY), chained
+	wakeAt   int64                  // ms: when the scheduler will next look at the heaps (takeDue); insert wakes it only for an entry due before
+	applied  int64                  // end of the last transactional record applied
+	live     bool                   // Start finished its replay: OnRecord applies at once
+	backlog  []*event               // transactional records seen before live
 	closed   bool
 
 	// liveA and closedA mirror live and closed for the lock-free checks
@@ -212,8 +214,9 @@ func New(cfg Config, log Log, producers Producers) (*Service, error) {
 		moreUniq:  make(map[uint64][]*entry),
 		parked:    make(map[uint32][]*entry),
 		groupIDs:  make(map[string]uint32),
-		inflight:  make(map[uint64][]*prepFlight),
+		inflight:  make(map[uint64]*prepFlight),
 		wake:      make(chan struct{}, 1),
+		wakeAt:    math.MaxInt64,
 	}
 	s.checkQ.idx = func(e *entry) *int32 { return &e.hidx }
 	s.checkQ.less = func(a, b *entry) bool { return a.next < b.next || a.next == b.next && a.off < b.off }
@@ -262,10 +265,11 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	s.replayFrom.Store(from)
+	var ents [8]opEnt
 	end, err := s.store.Scan(from, func(off int64, v message.View) error {
-		if ev := parseEvent(off, v); ev != nil {
+		if ev, ok := parseEvent(off, v, ents[:0]); ok {
 			s.mu.Lock()
-			s.apply(ev)
+			s.apply(&ev)
 			s.mu.Unlock()
 		}
 		return nil
@@ -383,15 +387,15 @@ func (s *Service) OnRecord(off int64, v message.View) {
 	if s == nil {
 		return
 	}
-	ev := parseEvent(off, v)
-	if ev != nil {
+	var ents [4]opEnt
+	if ev, ok := parseEvent(off, v, ents[:0]); ok {
 		s.mu.Lock()
 		switch {
 		case s.closed:
 		case !s.live:
-			s.backlog = append(s.backlog, ev)
+			s.backlog = append(s.backlog, ev.detach())
 		default:
-			s.apply(ev)
+			s.apply(&ev)
 		}
 		s.mu.Unlock()
 	}
@@ -407,6 +411,14 @@ func (s *Service) internGroup(g string) uint32 {
 	s.groups = append(s.groups, g)
 	s.groupIDs[g] = id
 	return id
+}
+
+// internGroupBytes is internGroup without allocating for a known group.
+func (s *Service) internGroupBytes(g []byte) uint32 {
+	if id, ok := s.groupIDs[string(g)]; ok {
+		return id
+	}
+	return s.internGroup(string(g))
 }
 
 func (s *Service) groupName(id uint32) string {
@@ -434,7 +446,7 @@ func (s *Service) apply(ev *event) {
 	s.applied = ev.end
 	switch ev.kind {
 	case evHalf:
-		s.insert(ev.off, ev.stored, s.firstCheck(ev.stored, ev.immunityMs), ev.uniq, ev.group, 0)
+		s.insertG(ev.off, ev.stored, s.firstCheck(ev.stored, ev.immunityMs), ev.uniq, s.internGroupBytes(ev.group), 0)
 	case evResume:
 		for _, oe := range ev.ents {
 			if e := s.pending[oe.off]; e != nil {
@@ -442,7 +454,7 @@ func (s *Service) apply(ev *event) {
 				continue
 			}
 			s.recent.forget(oe.off)
-			s.insert(oe.off, ev.halfStored, ev.stored, ev.uniq, ev.group, 0)
+			s.insertG(oe.off, ev.halfStored, ev.stored, ev.uniq, s.internGroupBytes(ev.group), 0)
 		}
 	case evCopy:
 		if e := s.pending[ev.halfOff]; e != nil && e.uniq == ev.uniq {
@@ -476,11 +488,16 @@ func (s *Service) apply(ev *event) {
 
 // insert adds a pending entry unless one exists. mu held.
 func (s *Service) insert(off, stored, next int64, uniq uint64, group string, checks uint16) *entry {
+	return s.insertG(off, stored, next, uniq, s.internGroup(group), checks)
+}
+
+// insertG is insert with an interned group. mu held.
+func (s *Service) insertG(off, stored, next int64, uniq uint64, group uint32, checks uint16) *entry {
 	if e := s.pending[off]; e != nil {
 		return e
 	}
 	e := &entry{off: off, stored: stored, next: next, uniq: uniq, hidx: -1, aidx: -1,
-		group: s.internGroup(group), checks: checks}
+		group: group, checks: checks}
 	s.pending[off] = e
 	if first := s.byUniq[uniq]; first == nil {
 		s.byUniq[uniq] = e
@@ -491,7 +508,14 @@ func (s *Service) insert(off, stored, next int64, uniq uint64, group string, che
 	s.checkQ.push(e)
 	s.gaugesLocked()
 	if s.live {
-		s.kick()
+		// Wake the scheduler only if e is due before it next looks.
+		due := next
+		if ra := s.retentionAge(); ra >= 0 && stored+ra < due {
+			due = stored + ra
+		}
+		if due < s.wakeAt {
+			s.kick()
+		}
 	}
 	return e
 }

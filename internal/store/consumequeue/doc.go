@@ -53,7 +53,10 @@
 //
 // A Queue supports one writer (Put) and any number of concurrent readers
 // (Read, Last, MinOffset, MaxOffset, SearchByTime); TruncateFrom,
-// DeleteBefore, Sync, Close and Destroy may run from other goroutines.
+// DeleteBefore, Sync, Trim, Close and Destroy may run from other
+// goroutines. Trim (madvise MADV_DONTNEED of pages below the one Put
+// writes, under mapMu read-locked) only shrinks the process's resident
+// set: the shared mappings keep their data in the page cache.
 //
 //   - Queue.mu serializes the mutating operations; readers never take it.
 //   - MinOffset and MaxOffset are atomics; Put stores the entry and then

@@ -108,6 +108,18 @@ type mappedFile struct {
 	path  string // full path
 	data  []byte // the mapping; len == entriesPerFile*EntrySize
 	dirty atomic.Bool
+	// touched: Put or Read used the mapping since the last Trim.
+	touched atomic.Bool
+	// trimmed: Trim released [0, trimmed) and nothing was touched since.
+	trimmed atomic.Int64
+}
+
+// touch notes that the mapping was used (checked first: the flag's cache
+// line is written only once per Trim round).
+func (f *mappedFile) touch() {
+	if !f.touched.Load() {
+		f.touched.Store(true)
+	}
 }
 
 func (f *mappedFile) entry(i int64) Entry { return getEntry(f.data[i*EntrySize:]) }
@@ -431,6 +443,7 @@ func (q *Queue) Put(queueOffset int64, e Entry) error {
 		f = nf
 	}
 	putEntry(f.data[(queueOffset-f.base)*EntrySize:], e)
+	f.touch()
 	if !f.dirty.Load() {
 		f.dirty.Store(true)
 	}
@@ -529,6 +542,7 @@ func (q *Queue) Read(queueOffset int64, dst []Entry) (int, error) {
 			break
 		}
 		i := off - f.base
+		f.touch()
 		for ; i < q.epf && n < len(dst) && off < maxOff; i, off, n = i+1, off+1, n+1 {
 			dst[n] = f.entry(i)
 		}
@@ -552,6 +566,7 @@ func (q *Queue) Last() (Entry, bool) {
 	if f == nil {
 		return Entry{}, false
 	}
+	f.touch()
 	return f.entry(maxOff - 1 - f.base), true
 }
 
@@ -691,6 +706,42 @@ func (q *Queue) SearchByTime(ts int64, storeTime func(Entry) (int64, error)) (in
 		}
 	}
 	return lo, nil
+}
+
+// Trim releases the resident pages of the queue's mappings that Put or Read
+// used since the last Trim, except the page Put writes next (and those
+// after it): madvise(MADV_DONTNEED) on the shared mapping, so nothing is
+// lost (dirty pages stay dirty in the page cache) and a later Read maps
+// them again with a minor fault. It keeps the process's resident set from
+// growing with the queue; the page cache is the kernel's to manage. It
+// takes no lock Put takes.
+func (q *Queue) Trim() error {
+	q.mapMu.RLock()
+	defer q.mapMu.RUnlock()
+	if q.closed.Load() {
+		return nil
+	}
+	maxOff := q.max.Load() // before files: see Queue.files
+	pg := int64(os.Getpagesize())
+	for _, f := range *q.files.Load() {
+		touched := f.touched.Swap(false)
+		// Bytes below the page holding entry maxOff are never written again
+		// (TruncateFrom holds mapMu exclusively, so it cannot run now).
+		end := min(max((maxOff-f.base)*EntrySize, 0), int64(len(f.data))) / pg * pg
+		from := f.trimmed.Load()
+		if touched {
+			from = 0 // a Read may have mapped pages anywhere
+		}
+		if from >= end {
+			continue
+		}
+		if err := mmapfile.DontNeed(f.data[from:end]); err != nil {
+			f.touched.Store(true)
+			return fmt.Errorf("trim %s: %w", f.path, err)
+		}
+		f.trimmed.Store(end)
+	}
+	return nil
 }
 
 // Sync makes every entry written so far durable: it msyncs the files written

@@ -168,6 +168,17 @@ func (s *Set) Sync() error {
 	return errors.Join(errs...)
 }
 
+// Trim trims every queue (see Queue.Trim).
+func (s *Set) Trim() error {
+	var errs []error
+	for _, q := range s.snapshot() {
+		if err := q.Trim(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Close closes every queue. Later calls return nil.
 func (s *Set) Close() error {
 	s.mu.Lock()

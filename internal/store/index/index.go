@@ -288,6 +288,7 @@ func (x *Index) Add(key string, commitLogOffset int64, storeTimestamp int64) err
 	f.rw.Lock()
 	f.add(h, commitLogOffset, storeTimestamp)
 	f.rw.Unlock()
+	f.touch()
 	if !f.dirty.Load() {
 		f.dirty.Store(true)
 	}
@@ -350,6 +351,7 @@ func (x *Index) Lookup(key string, beginTs, endTs int64, maxNum int) ([]int64, e
 func (f *indexFile) lookup(h uint32, beginTs, endTs int64, maxNum int, res []int64) []int64 {
 	f.rw.RLock()
 	defer f.rw.RUnlock()
+	f.touch()
 	n := f.count()
 	if n == 0 || f.i64(hEndTs) < beginTs || f.i64(hMinTs) > endTs {
 		return res
@@ -498,6 +500,52 @@ func (x *Index) syncFiles(files []*indexFile, closing bool) error {
 			x.dirDirty.Store(true)
 			return err
 		}
+	}
+	return nil
+}
+
+// Trim releases resident pages of the index mappings: sealed files whole,
+// and in the current file the entries below the one Add writes next, when
+// Add or Lookup used them since the last Trim. The current file's header
+// and slot table (written at random by Add) stay mapped. It uses
+// madvise(MADV_DONTNEED) on the shared mappings: nothing is lost (dirty
+// pages stay dirty in the page cache) and a later access maps the pages
+// again. It keeps the process's resident set from growing with the index;
+// it does not block Add.
+func (x *Index) Trim() error {
+	x.mapMu.RLock()
+	defer x.mapMu.RUnlock()
+	if x.closed.Load() {
+		return nil
+	}
+	files := *x.files.Load()
+	pg := int64(os.Getpagesize())
+	for i, f := range files {
+		touched := f.touched.Swap(false)
+		from, end := f.trimmed.Load(), int64(len(f.data))
+		if i == len(files)-1 {
+			// Entries below count are not written again (TruncateFrom
+			// needs mapMu exclusively).
+			f.rw.RLock()
+			n := f.count()
+			f.rw.RUnlock()
+			first := (f.entryOff(0) + pg - 1) / pg * pg
+			end = max(f.entryOff(n)/pg*pg, first)
+			from = max(from, first)
+			if touched {
+				from = first
+			}
+		} else if touched || from < end {
+			from = 0 // sealed: release it whole (header and slots too)
+		}
+		if from >= end {
+			continue
+		}
+		if err := mmapfile.DontNeed(f.data[from:end]); err != nil {
+			f.touched.Store(true)
+			return fmt.Errorf("trim index file %s: %w", f.path, err)
+		}
+		f.trimmed.Store(end)
 	}
 	return nil
 }
