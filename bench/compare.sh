@@ -163,6 +163,11 @@ acked=$("$BIN/cmptable" field "$OUT/txmq-send-async.json" acked 2>/dev/null || e
 measure txmq-consume "$TXMQ_PID" "${TXB[@]}" consumer -n "$NS" -t Bench --from earliest -c "${acked%.*}" -d 60s -s "$SIZE" -w "$INFLIGHT" --json
 stop "$TXMQ_PID"
 
+log "txmq: plain sends consumed in the same run (like a transaction's delivery), ASYNC_FLUSH"
+start_txmq ASYNC_FLUSH
+measure txmq-send-consume-async "$TXMQ_PID" "${TXB[@]}" producer -n "$NS" -t BenchSC -d "$DUR" --e2e "${COMMON[@]}"
+stop "$TXMQ_PID"
+
 log "txmq: transactions (half, empty local step, commit, delivery), SYNC_FLUSH"
 start_txmq SYNC_FLUSH
 measure txmq-tx-sync "$TXMQ_PID" "${TXB[@]}" tx -n "$NS" -t BenchTx -d "$DUR" "${COMMON[@]}"
