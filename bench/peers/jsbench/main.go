@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -27,21 +28,22 @@ func main() {
 	dur := flag.Duration("duration", 10*time.Second, "measured run time")
 	warmup := flag.Duration("warmup", 0, "load before the measured run time (dropped from rates and latencies)")
 	storage := flag.String("storage", "file", "stream storage: file or memory")
+	async := flag.Bool("async", false, "PublishAsync with a window of -inflight acks outstanding (like txmq bench --async) instead of -inflight goroutines publishing synchronously")
 	asJSON := flag.Bool("json", false, "print the summary as JSON")
 	flag.Parse()
-	if err := run(*url, *size, *inflight, *dur, *warmup, *storage, *asJSON); err != nil {
+	if err := run(*url, *size, *inflight, *dur, *warmup, *storage, *async, *asJSON); err != nil {
 		fmt.Fprintln(os.Stderr, "jsbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(url string, size, inflight int, dur, warmup time.Duration, storage string, asJSON bool) error {
+func run(url string, size, inflight int, dur, warmup time.Duration, storage string, async, asJSON bool) error {
 	nc, err := nats.Connect(url, nats.Name("jsbench"))
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(inflight))
 	if err != nil {
 		return err
 	}
@@ -87,8 +89,55 @@ func run(url string, size, inflight int, dur, warmup time.Duration, storage stri
 			}
 		}()
 	}
+	fail := func(err error) {
+		errs.Add(1)
+		errMu.Lock()
+		kinds[err.Error()]++
+		errMu.Unlock()
+	}
 	var wg sync.WaitGroup
+	if async {
+		// One publisher keeps -inflight acks outstanding; one collector
+		// takes the futures in publish order (acks come back in order).
+		type pending struct {
+			f  jetstream.PubAckFuture
+			t0 time.Time
+		}
+		window := make(chan pending, inflight)
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			defer close(window)
+			for lctx.Err() == nil {
+				t0 := time.Now()
+				f, err := js.PublishAsync("bench.x", body)
+				sent.Add(1)
+				if err != nil {
+					fail(err)
+					continue
+				}
+				window <- pending{f, t0}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for p := range window {
+				select {
+				case <-p.f.Ok():
+					acked.Add(1)
+					rec.Record(time.Since(p.t0))
+				case err := <-p.f.Err():
+					fail(err)
+				case <-time.After(5 * time.Second):
+					fail(errors.New("no ack within 5 s"))
+				}
+			}
+		}()
+	}
 	for range inflight {
+		if async {
+			break
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -99,10 +148,7 @@ func run(url string, size, inflight int, dur, warmup time.Duration, storage stri
 				_, err := js.Publish(pctx, "bench.x", body)
 				pcancel()
 				if err != nil {
-					errs.Add(1)
-					errMu.Lock()
-					kinds[err.Error()]++
-					errMu.Unlock()
+					fail(err)
 					continue
 				}
 				acked.Add(1)
@@ -130,7 +176,7 @@ func run(url string, size, inflight int, dur, warmup time.Duration, storage stri
 	var h bench.Histogram
 	rec.Drain(&h)
 	res := bench.Result{
-		Mode: "jetstream-publish", Topic: "BENCH (" + storage + ")", Size: size, Inflight: inflight, Batch: 1, Conns: 1,
+		Mode: "jetstream-publish", Topic: "BENCH (" + storage + ")", Size: size, Inflight: inflight, Batch: 1, Conns: 1, Async: async,
 		Header: "nats", DurationSec: load.Seconds(), Sent: sent.Load(), Acked: acked.Load(), Errors: errs.Load(),
 		MsgsPerSec: float64(measured) / load.Seconds(), Latency: bench.LatencyOf(&h), CPU: cpu,
 	}
