@@ -26,6 +26,10 @@ import (
 type Options struct {
 	// Logger receives the broker's logs. Default slog.Default().
 	Logger *slog.Logger
+	// NoInlineSend serves every send and pull on a handler goroutine (the
+	// path before inline.go); for tests and benchmarks comparing the
+	// two.
+	NoInlineSend bool
 }
 
 // Broker is one RocketMQ-compatible broker: a remoting server, the message
@@ -214,18 +218,23 @@ func New(cfg config.Config, opts Options) (*Broker, error) {
 	b.pool = remoting.NewPool(remoting.ClientConfig{DialTimeout: 3 * time.Second, Logger: log})
 	b.reg = newRegistrar(b, namesrvs)
 	b.topics.onChange = func() { b.reg.kickWait(registerTimeout) }
-	b.registerHandlers()
+	b.registerHandlers(opts)
 	return b, nil
 }
 
 // registerHandlers installs every request handler on the server.
-func (b *Broker) registerHandlers() {
+func (b *Broker) registerHandlers(opts Options) {
 	s := b.srv
 	b.clients.Register(s)
 	b.txn.Register(s) // END_TRANSACTION and the transaction admin codes
 	b.handle(remoting.ReqSendMessage, b.handleSend)
 	b.handle(remoting.ReqSendMessageV2, b.handleSend)
 	b.handle(remoting.ReqSendBatchMessage, b.handleSend)
+	if !opts.NoInlineSend {
+		b.srv.HandleInline(remoting.ReqSendMessage, b.handleSendInline)
+		b.srv.HandleInline(remoting.ReqSendMessageV2, b.handleSendInline)
+		b.srv.HandleInline(remoting.ReqPullMessage, b.handlePullInline)
+	}
 	b.handle(remoting.ReqConsumerSendMsgBack, b.handleSendBack)
 	b.handle(remoting.ReqPullMessage, b.handlePull)
 	b.handle(remoting.ReqQueryConsumerOffset, b.handleQueryConsumerOffset)

@@ -46,6 +46,18 @@
 // answer whose body is the store result's own Body releases the result
 // from the response's OnWritten, once the connection has written it.
 //
+// Inline sends (inline.go): SEND_MESSAGE and SEND_MESSAGE_V2 have an
+// inline handler that validates a plain send to an existing topic on the
+// connection's read loop and hands it to store.AppendAsync; the store's
+// completion callback answers it (Conn.FinishNoWait) and recycles the
+// request. It declines (to handleSend) whatever may block or needs a
+// handler goroutine: batches, half messages, %RETRY% topics, topics that
+// would be auto-created, oversized bodies. PULL_MESSAGE has one too: a pull
+// at most inlinePullWindow entries behind its queue's end (records still in
+// the page cache) is served or parked on the read loop; one further behind
+// may read from disk and goes to a handler goroutine. Options.NoInlineSend
+// turns both off.
+//
 // # Compat notes
 //
 // Where txmq knowingly differs from Apache RocketMQ's Java broker:

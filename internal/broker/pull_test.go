@@ -17,8 +17,10 @@ const (
 	flagSub     = 4
 )
 
-func TestPullStatuses(t *testing.T) {
-	tb := testutil.RunBroker(t)
+func TestPullStatuses(t *testing.T) { sendPaths(t, testPullStatuses) }
+
+func testPullStatuses(t *testing.T, opts ...testutil.Option) {
+	tb := testutil.RunBroker(t, opts...)
 	c := tb.Dial(t)
 	createTopic(t, tb, c, "P", 2)
 	for i := range 5 {
@@ -139,8 +141,10 @@ func TestPullCommitsOffset(t *testing.T) {
 	}
 }
 
-func TestLongPolling(t *testing.T) {
-	tb := testutil.RunBroker(t)
+func TestLongPolling(t *testing.T) { sendPaths(t, testLongPolling) }
+
+func testLongPolling(t *testing.T, opts ...testutil.Option) {
+	tb := testutil.RunBroker(t, opts...)
 	c := tb.Dial(t)
 	createTopic(t, tb, c, "LP", 2)
 

@@ -267,6 +267,16 @@ func (b *Broker) sendBatch(ctx context.Context, c *remoting.Conn, req *remoting.
 // checkSendTarget validates the topic and queue of a send and returns them
 // (creating the topic when allowed, picking a queue when queueId < 0).
 func (b *Broker) checkSendTarget(h *sendHeader) (string, int32, error) {
+	return b.checkSendTargetMay(h, true)
+}
+
+// errNeedsCreate: the topic does not exist and creating it was not allowed
+// (the inline send path, which must not write the topic table).
+var errNeedsCreate = errors.New("broker: topic must be created first")
+
+// checkSendTargetMay is checkSendTarget; with create false a missing topic
+// is errNeedsCreate instead of auto-created.
+func (b *Broker) checkSendTargetMay(h *sendHeader, create bool) (string, int32, error) {
 	topic := h.topic
 	if err := message.ValidateTopic(topic); err != nil {
 		return "", 0, codeErr(respMessageIllegal, "%v", err)
@@ -275,6 +285,9 @@ func (b *Broker) checkSendTarget(h *sendHeader) (string, int32, error) {
 		return "", 0, codeErr(respNoPermission, "Sending message to topic[%s] is forbidden: it is a system topic", topic)
 	}
 	tc, found := b.topics.get(topic)
+	if !found && !create {
+		return "", 0, errNeedsCreate
+	}
 	if !found {
 		var err error
 		if tc, err = b.autoCreateTopic(topic, h.defaultTopic, h.defaultTopicQueueNums); err != nil {

@@ -10,8 +10,17 @@ import (
 	"github.com/txmq/txmq/internal/testutil"
 )
 
-func TestSendSingleAndV2(t *testing.T) {
-	tb := testutil.RunBroker(t)
+// sendPaths runs a test on the inline send and pull paths (the default) and
+// on the handler-goroutine paths.
+func sendPaths(t *testing.T, test func(t *testing.T, opts ...testutil.Option)) {
+	t.Run("inline", func(t *testing.T) { test(t) })
+	t.Run("handler", func(t *testing.T) { test(t, testutil.WithoutInlineSend()) })
+}
+
+func TestSendSingleAndV2(t *testing.T) { sendPaths(t, testSendSingleAndV2) }
+
+func testSendSingleAndV2(t *testing.T, opts ...testutil.Option) {
+	tb := testutil.RunBroker(t, opts...)
 	c := tb.Dial(t)
 	createTopic(t, tb, c, "T1", 2)
 
@@ -128,8 +137,10 @@ func TestSendAutoCreate(t *testing.T) {
 	}
 }
 
-func TestSendRefusals(t *testing.T) {
-	tb := testutil.RunBroker(t, testutil.WithConfig("autoCreateTopicEnable", "false"))
+func TestSendRefusals(t *testing.T) { sendPaths(t, testSendRefusals) }
+
+func testSendRefusals(t *testing.T, opts ...testutil.Option) {
+	tb := testutil.RunBroker(t, append(opts, testutil.WithConfig("autoCreateTopicEnable", "false"))...)
 	c := tb.Dial(t)
 	createTopic(t, tb, c, "T", 2)
 	big := bytes.Repeat([]byte("x"), tb.Config.MaxMessageSize+1)

@@ -194,7 +194,12 @@ func (c *Conn) closedErr() error {
 // if cmd cannot be encoded within the frame limit. A nil error means queued,
 // not delivered. cmd.OnWritten runs exactly once per Send, whatever the
 // outcome (see Command.OnWritten).
-func (c *Conn) Send(cmd *Command) error {
+func (c *Conn) Send(cmd *Command) error { return c.send(cmd, true) }
+
+// send is Send; with wait false it never blocks: when the write queue is
+// full, a new goroutine waits to queue the frame (the caller is a
+// completion callback that must not stall, see FinishNoWait).
+func (c *Conn) send(cmd *Command, wait bool) error {
 	done := cmd.OnWritten
 	select {
 	case <-c.closing:
@@ -220,14 +225,46 @@ func (c *Conn) Send(cmd *Command) error {
 		runDone(done)
 		return c.closedErr()
 	}
-	select {
-	case c.out <- outFrame{head: bp, body: cmd.Body, done: done}:
+	f := outFrame{head: bp, body: cmd.Body, done: done}
+	if !wait {
+		select {
+		case c.out <- f:
+			c.outMu.RUnlock()
+			return nil
+		default:
+		}
 		c.outMu.RUnlock()
+		if !c.ep.tr.Go(func() { _ = c.queueFrame(f) }) {
+			putBuf(bp)
+			runDone(done)
+			return c.closedErr()
+		}
+		return nil
+	}
+	defer c.outMu.RUnlock()
+	return c.queueFrameLocked(f)
+}
+
+// queueFrame queues f for the write loop, waiting for room.
+func (c *Conn) queueFrame(f outFrame) error {
+	c.outMu.RLock()
+	defer c.outMu.RUnlock()
+	if c.outClosed {
+		putBuf(f.head)
+		runDone(f.done)
+		return c.closedErr()
+	}
+	return c.queueFrameLocked(f)
+}
+
+// queueFrameLocked queues f, waiting for room; outMu is held shared.
+func (c *Conn) queueFrameLocked(f outFrame) error {
+	select {
+	case c.out <- f:
 		return nil
 	case <-c.closing:
-		c.outMu.RUnlock()
-		putBuf(bp)
-		runDone(done)
+		putBuf(f.head)
+		runDone(f.done)
 		return c.closedErr()
 	}
 }
@@ -244,7 +281,9 @@ func runDone(done func()) {
 // handler returned (nil, nil), from any goroutine. Reply takes resp over:
 // once it returns, resp must not be used again (an ext map SetExt
 // allocated is recycled; see Command).
-func (c *Conn) Reply(req, resp *Command) error {
+func (c *Conn) Reply(req, resp *Command) error { return c.reply(req, resp, true) }
+
+func (c *Conn) reply(req, resp *Command, wait bool) error {
 	if req.IsOneway() {
 		runDone(resp.OnWritten)
 		resp.releaseExt()
@@ -253,7 +292,7 @@ func (c *Conn) Reply(req, resp *Command) error {
 	resp.Opaque = req.Opaque
 	resp.Flag |= FlagResponse
 	resp.SerializeType = req.SerializeType
-	err := c.Send(resp)
+	err := c.send(resp, wait)
 	resp.releaseExt()
 	return err
 }
@@ -483,8 +522,9 @@ func (c *Conn) readErr(err error) error {
 // (back-pressure on the peer) and reports false if the connection closed
 // meanwhile.
 func (c *Conn) dispatch(req *Command) bool {
-	h := c.ep.handlers.get(req.Code)
-	if h == nil {
+	e := c.ep.handlers.get(req.Code)
+	h := e.h
+	if h == nil && e.inline == nil {
 		c.ep.log.Debug("remoting: request code not supported",
 			append(c.logAttrs(), slog.Int("code", int(req.Code)))...)
 		remark := "request code " + strconv.Itoa(int(req.Code)) + " not supported"
@@ -499,6 +539,19 @@ func (c *Conn) dispatch(req *Command) bool {
 	case c.sem <- struct{}{}:
 	case <-c.closing:
 		return false
+	}
+	if e.inline != nil {
+		resp, err := c.runInline(e.inline, req)
+		switch {
+		case err == ErrDeferred:
+			return true // Finish releases the slot
+		case err != ErrNotInline || h == nil:
+			if err == ErrNotInline {
+				err = fmt.Errorf("request code %d declined inline and has no handler", req.Code)
+			}
+			c.Finish(req, resp, err)
+			return true
+		}
 	}
 	if c.ep.work != nil {
 		// An idle worker takes it if there is one (the channel is
@@ -572,16 +625,46 @@ func (ep *endpoint) worker(t task) {
 // serve runs a handler and sends its answer. It runs holding a handler
 // slot, and releases it.
 func (c *Conn) serve(h Handler, req *Command) {
-	defer func() { <-c.sem }()
 	resp, err := c.runHandler(h, req)
-	c.answer(req, resp, err)
+	c.Finish(req, resp, err)
+}
+
+// Finish answers req with the result of its handler, as a Handler's return
+// values are (resp, err), recycles req if its handler marked it recyclable,
+// and releases its handler slot. An InlineHandler that returned ErrDeferred
+// calls it exactly once, from any goroutine; nothing may use req after.
+func (c *Conn) Finish(req, resp *Command, err error) { c.finish(req, resp, err, true) }
+
+// FinishNoWait is Finish for callers that must not block, such as a store
+// completion callback: when the connection's write queue is full, the
+// answer is queued by a new goroutine (its body and ext map are the
+// answer's, so req is still recycled at once).
+func (c *Conn) FinishNoWait(req, resp *Command, err error) { c.finish(req, resp, err, false) }
+
+func (c *Conn) finish(req, resp *Command, err error, wait bool) {
+	c.answer(req, resp, err, wait)
 	if req.recyclable {
 		req.recycle()
 	}
+	<-c.sem
+}
+
+// runInline runs an inline handler on the read loop, recovering a panic as
+// runHandler does.
+func (c *Conn) runInline(h InlineHandler, req *Command) (resp *Command, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.ep.log.Error("remoting: inline handler panicked", append(c.logAttrs(),
+				slog.String("code", RequestCodeName(req.Code)), slog.Any("panic", r), slog.String("stack", string(debug.Stack())))...)
+			resp, err = nil, fmt.Errorf("handler for %s panicked: %v", RequestCodeName(req.Code), r)
+			req.recyclable = false // what it still references is unknown
+		}
+	}()
+	return h(c, req)
 }
 
 // answer sends a handler's result for req.
-func (c *Conn) answer(req, resp *Command, err error) {
+func (c *Conn) answer(req, resp *Command, err error, wait bool) {
 	if err != nil && resp != nil {
 		runDone(resp.OnWritten) // the handler's response is replaced
 		resp.releaseExt()
@@ -606,13 +689,13 @@ func (c *Conn) answer(req, resp *Command, err error) {
 	if resp == nil {
 		return
 	}
-	if err := c.Reply(req, resp); err != nil {
+	if err := c.reply(req, resp, wait); err != nil {
 		if errors.Is(err, ErrConnClosed) {
 			return
 		}
 		c.ep.log.Warn("remoting: cannot send response", append(c.logAttrs(),
 			slog.String("code", RequestCodeName(req.Code)), slog.Any("err", err))...)
-		_ = c.Reply(req, req.Reply(RespSystemError, "response could not be sent: "+err.Error()))
+		_ = c.reply(req, req.Reply(RespSystemError, "response could not be sent: "+err.Error()), wait)
 	}
 }
 

@@ -48,8 +48,15 @@
 // hands the request to one of its idle handler goroutines when there is
 // one (they stay after serving, up to 128 per Server and for at most a
 // second without work, so their stacks stay grown) and starts a new
-// goroutine otherwise; a Client starts one per request. Either way requests of one connection run concurrently,
-// in no guaranteed order. At most MaxInFlightPerConn handlers run at once
+// goroutine otherwise; a Client starts one per request. Either way requests
+// of one connection run concurrently, in no guaranteed order. A code may
+// also have an InlineHandler (Server.HandleInline), tried first on the read
+// goroutine itself: it must not block, and either answers at once, declines
+// (ErrNotInline: the Handler runs as above) or takes the request over
+// (ErrDeferred) and answers it later with Conn.Finish or, from a callback
+// that must not block, Conn.FinishNoWait (which hands the frame to a new
+// goroutine when the write queue is full). The broker serves plain sends
+// this way, completing them from the store's completion callback. At most MaxInFlightPerConn handlers run at once
 // per connection; when the bound is reached the read goroutine waits, which
 // pushes back on the peer. The write goroutine takes encoded frames from a
 // queue and writes them through a buffered writer that is flushed when the
@@ -63,7 +70,8 @@
 // frame without a body goes back to the pool once its header is decoded
 // (decoded strings are copies). A request's body aliases its buffer, which
 // is recycled, together with the request's ext-field map, only when the
-// handler called Command.MarkRecyclable and has returned: a handler that
+// handler called Command.MarkRecyclable and has returned (a deferred inline
+// request: when it is finished): a handler that
 // keeps the request (a parked pull) or its body simply does not mark it,
 // and the garbage collector takes the buffer. Outgoing bodies are not
 // copied: Command.OnWritten tells the sender when the connection no longer
@@ -76,7 +84,7 @@
 // (answered with RespSystemError, or with the code of a *CodeError). To
 // answer later from another goroutine (long polling), return (nil, nil) and
 // call Conn.Reply(req, resp) when the answer is ready; a parked request does
-// not hold a handler slot. The handler's ctx is cancelled when the
+// not hold a handler slot (a deferred inline request does, until Finish). The handler's ctx is cancelled when the
 // connection closes or the server shuts down. Handler panics are recovered
 // and answered with RespSystemError.
 //

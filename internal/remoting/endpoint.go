@@ -82,39 +82,74 @@ func (t *tracker) wait(ctx context.Context) error {
 	}
 }
 
+// An InlineHandler runs on the connection's read loop, before a request
+// would be handed to a handler goroutine, so it must not block: no disk or
+// network I/O, no waiting on anything that may wait for I/O. It saves the
+// hand-off to a handler goroutine on hot paths that can complete
+// asynchronously (a send handed to the store with a completion callback).
+// It returns
+//
+//   - (resp, err) as a Handler does: the request is answered at once;
+//   - (nil, ErrDeferred): it took the request over and calls
+//     Conn.Finish(req, resp, err) exactly once later, from any goroutine;
+//     until then the request holds its handler slot, so the connection's
+//     bound on requests in progress applies to deferred ones too;
+//   - (nil, ErrNotInline): the request goes to the Handler registered for its
+//     code, on a handler goroutine, as if there were no inline handler. It
+//     must then not have kept or changed anything of req.
+//
+// A panic is recovered and answered with RespSystemError, as for a Handler.
+type InlineHandler func(c *Conn, req *Command) (*Command, error)
+
 // handlerTable maps request codes to handlers. Lookups are lock-free; Set
 // copies the map.
 type handlerTable struct {
 	mu sync.Mutex // serialises writers
-	m  atomic.Pointer[map[int32]Handler]
+	m  atomic.Pointer[map[int32]handlerEntry]
 }
 
-func (t *handlerTable) get(code int32) Handler {
+// handlerEntry is what is registered for one request code.
+type handlerEntry struct {
+	h      Handler
+	inline InlineHandler // tried first when set
+}
+
+func (t *handlerTable) get(code int32) handlerEntry {
 	if m := t.m.Load(); m != nil {
 		return (*m)[code]
 	}
-	return nil
+	return handlerEntry{}
 }
 
 func (t *handlerTable) set(code int32, h Handler) {
+	t.update(code, func(e *handlerEntry) { e.h = h })
+}
+
+func (t *handlerTable) setInline(code int32, h InlineHandler) {
+	t.update(code, func(e *handlerEntry) { e.inline = h })
+}
+
+func (t *handlerTable) update(code int32, f func(*handlerEntry)) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	old := t.m.Load()
-	m := make(map[int32]Handler, 1+lenOf(old))
+	m := make(map[int32]handlerEntry, 1+lenOf(old))
 	if old != nil {
 		for k, v := range *old {
 			m[k] = v
 		}
 	}
-	if h == nil {
+	e := m[code]
+	f(&e)
+	if e.h == nil && e.inline == nil {
 		delete(m, code)
 	} else {
-		m[code] = h
+		m[code] = e
 	}
 	t.m.Store(&m)
 }
 
-func lenOf(m *map[int32]Handler) int {
+func lenOf(m *map[int32]handlerEntry) int {
 	if m == nil {
 		return 0
 	}

@@ -45,6 +45,12 @@ var (
 	ErrServerClosed = errors.New("remoting: server closed")
 	// ErrPoolClosed reports Get or Invoke on a closed Pool.
 	ErrPoolClosed = errors.New("remoting: pool closed")
+	// ErrDeferred is returned by an InlineHandler that answers later with
+	// Conn.Finish.
+	ErrDeferred = errors.New("remoting: request deferred by its inline handler")
+	// ErrNotInline is returned by an InlineHandler that leaves the request
+	// to the code's Handler.
+	ErrNotInline = errors.New("remoting: request not handled inline")
 )
 
 // CodeError is an error that carries a RocketMQ response code. A Handler that

@@ -92,6 +92,12 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // RespRequestCodeNotSupported.
 func (s *Server) Handle(code int32, h Handler) { s.ep.handlers.set(code, h) }
 
+// HandleInline registers h to be tried on the read loop before the Handler
+// of a request code (see InlineHandler); a nil h removes it. A code with an
+// inline handler should also have a Handler, for what h declines
+// (ErrNotInline).
+func (s *Server) HandleInline(code int32, h InlineHandler) { s.ep.handlers.setInline(code, h) }
+
 // OnConnClose registers fn to run once for every connection that closes,
 // after its pending calls failed and its handler context was cancelled. It
 // runs on the connection's read goroutine and should not block for long.

@@ -32,9 +32,10 @@
 // then fdatasyncs once for the whole batch. Dispatch (consume-queue entry,
 // Config.OnDispatch, Config.OnRecord, record by record) happens before the
 // requests complete, so an acknowledged message is visible, and under
-// SyncFlush durable. Under AsyncFlush dispatch runs on a third goroutine so
-// that it overlaps the next pwrite, and a flusher fdatasyncs every
-// FlushInterval. The hot path allocates nothing: requests, their done
+// SyncFlush durable. The committer dispatches in both modes (one goroutine
+// hand-off per append fewer than a separate dispatcher; dispatch is cheap
+// since the key index moved to the indexer), while the writer fills the
+// next batch. Under AsyncFlush a flusher fdatasyncs every FlushInterval. The hot path allocates nothing: requests, their done
 // channels, batch buffers and pull results are reused.
 //
 // # Key index
@@ -45,7 +46,9 @@
 // commit log from its own progress offset (Stats.IndexedOffset) up to the
 // visible end, reads each record's KEYS and UNIQ_KEY and adds them under
 // topic#key; finish wakes it through a channel of capacity 1, never
-// blocking. QueryByKey first waits (at most 5 s, then ErrIndexBehind) until
+// blocking. Each round reads up to 256 records under one hold of segMu,
+// taking only the store timestamp, topic, KEYS and UNIQ_KEY, and adds
+// their keys with one index.AddBatch. QueryByKey first waits (at most 5 s, then ErrIndexBehind) until
 // the indexer reached the visible end seen at the call, so a query sees
 // every append that completed before it; Flush and DeleteTopic wait for it
 // too. The checkpoint never passes the indexer (see Recovery). An index
@@ -130,12 +133,12 @@
 // # Concurrency and lock order
 //
 // Goroutines (all started by goFunc, all waited for by Close): writer,
-// committer, dispatcher (AsyncFlush), flusher (AsyncFlush), indexer,
-// checkpointer, cleaner, trimmer. Writer-owned state (writerState) needs no
-// lock; indexer-owned scratch (keyBuf, ixTopic, ixProps) neither. Close:
+// committer, flusher (AsyncFlush), indexer, checkpointer, cleaner,
+// trimmer. Writer-owned state (writerState) needs no
+// lock; indexer-owned scratch (ixKeys, ixEnts, ixBatch) neither. Close:
 // refuse new appends, close the request channel (the writer drains it,
-// then the committer and dispatcher end; the one that ran finish closes
-// dispatchDone, and the indexer indexes what is visible and ends), cancel
+// then the committer ends and closes dispatchDone, and the indexer
+// indexes what is visible and ends), cancel
 // the background loops, wait, write the final checkpoint, close files,
 // release the directory lock.
 //
@@ -149,8 +152,8 @@
 //	consumequeue locks -> segMu (shared)      SearchByTime's store-time callback
 //	idxWaitMu                                 leaf (waitIndexed, notifyIndexed)
 //
-// The indexer holds segMu (shared) only to copy a record's topic and
-// properties out, and calls the index after releasing it. The trimmer
+// The indexer holds segMu (shared) only to copy the keys of a run of
+// records out, and calls the index after releasing it. The trimmer
 // holds segMu, a queue's mapMu or the index's mapMu (shared), one at a
 // time.
 //

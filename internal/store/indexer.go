@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	"github.com/txmq/txmq/internal/message"
+	"github.com/txmq/txmq/internal/store/index"
 )
 
 // The key index is built off the append path. Appends complete once their
@@ -40,6 +41,11 @@ const (
 	// indexNotifyEvery: while catching up a long stretch, waiters are woken
 	// every that many records, not only at the end.
 	indexNotifyEvery = 256
+	// indexRoundRecords and indexRoundBytes bound one round of the
+	// indexer: the records read under one hold of segMu (shared) and the
+	// key bytes collected, whose keys then go to the index in one batch.
+	indexRoundRecords = 256
+	indexRoundBytes   = 64 << 10
 )
 
 // indexLoop is the indexer goroutine. It ends once the goroutine that
@@ -59,7 +65,9 @@ func (s *Store) indexLoop() {
 	}
 }
 
-// indexTo indexes the records from indexed up to limit (a visible offset).
+// indexTo indexes the records from indexed up to limit (a visible offset),
+// in rounds: collectKeys reads up to indexRoundRecords records under one
+// hold of segMu, then their keys go to the index in one AddBatch.
 func (s *Store) indexTo(limit int64) {
 	if s.idxErr.Load() != nil {
 		return
@@ -68,65 +76,113 @@ func (s *Store) indexTo(limit int64) {
 		s.cfg.beforeIndex()
 	}
 	off := s.indexed.Load()
-	for n := 1; off < limit; n++ {
-		next, err := s.indexRecord(off, limit)
+	unnotified := 0
+	for off < limit {
+		next, n, err := s.collectKeys(off, limit)
+		// Add what was collected even when a record failed: indexed then
+		// stops exactly at that record.
+		if aerr := s.addCollected(); aerr != nil {
+			err = aerr
+		} else if next > off {
+			off = next
+			s.indexed.Store(off)
+			if unnotified += n; unnotified >= indexNotifyEvery {
+				s.notifyIndexed()
+				unnotified = 0
+			}
+		}
 		if err != nil {
 			s.idxErr.Store(s.setSticky("index", s.idxDir, err))
 			break
-		}
-		off = next
-		s.indexed.Store(off)
-		if n%indexNotifyEvery == 0 {
-			s.notifyIndexed()
 		}
 	}
 	s.notifyIndexed()
 }
 
-// indexRecord adds the keys of the record at off (< limit) and returns the
-// offset of the next one. A segment-end marker is skipped; records that
-// retention removed before they were indexed are skipped too (their index
-// entries would be dropped with them). The record's topic and properties
-// are copied out under segMu (a leaf lock: no index call is made holding
-// it) into buffers only this goroutine uses.
-func (s *Store) indexRecord(off, limit int64) (int64, error) {
+// collectKeys reads the records from off (< limit) on, at most
+// indexRoundRecords of them, and collects their keys (ixKeys, ixEnts). It
+// returns the offset after the last record it took and how many it took.
+// A segment-end marker is skipped; records that retention removed before
+// they were indexed are skipped too (their index entries would be dropped
+// with them). It reads only what indexing needs (store timestamp, topic,
+// KEYS and UNIQ_KEY) and copies only the keys out: segMu (a leaf lock) is
+// released before any index call.
+func (s *Store) collectKeys(off, limit int64) (int64, int, error) {
 	be := binary.BigEndian
+	s.ixKeys, s.ixEnts = s.ixKeys[:0], s.ixEnts[:0]
 	s.segMu.RLock()
-	if m := s.minOffsetLocked(); off < m {
-		s.segMu.RUnlock()
-		return m, nil
-	}
-	hdr, err := s.spanLocked(off, blankMinLen)
-	if err == nil && int32(be.Uint32(hdr[message.PosMagic:])) == message.MagicBlank {
-		n := int64(int32(be.Uint32(hdr)))
-		s.segMu.RUnlock()
-		if n < blankMinLen || (off+n)%s.cfg.SegmentSize != 0 {
-			return off, fmt.Errorf("bad end-of-segment marker at %d", off)
+	defer s.segMu.RUnlock()
+	n := 0
+	for ; off < limit && n < indexRoundRecords && len(s.ixKeys) < indexRoundBytes; n++ {
+		if m := s.minOffsetLocked(); off < m {
+			off = m
+			continue
 		}
-		return off + n, nil
+		hdr, err := s.spanLocked(off, blankMinLen)
+		if err != nil {
+			return off, n, fmt.Errorf("read record at %d: %w", off, err)
+		}
+		if int32(be.Uint32(hdr[message.PosMagic:])) == message.MagicBlank {
+			size := int64(int32(be.Uint32(hdr)))
+			if size < blankMinLen || (off+size)%s.cfg.SegmentSize != 0 {
+				return off, n, fmt.Errorf("bad end-of-segment marker at %d", off)
+			}
+			off += size
+			continue
+		}
+		rec, err := s.recordLocked(off, 0, limit)
+		if err != nil {
+			return off, n, fmt.Errorf("read record at %d: %w", off, err)
+		}
+		topic, props, ts, ok := indexFields(rec)
+		if !ok {
+			return off, n, fmt.Errorf("read record at %d: %w", off, message.ErrBadLength)
+		}
+		s.collectRecordKeys(unsafe.String(unsafe.SliceData(topic), len(topic)),
+			unsafe.String(unsafe.SliceData(props), len(props)), off, ts)
+		off += int64(len(rec))
 	}
-	var rec []byte
-	if err == nil {
-		rec, err = s.recordLocked(off, 0, limit)
+	return off, n, nil
+}
+
+// indexFields returns the topic, properties and store timestamp of rec, a
+// record whose magic and TOTALSIZE (= len(rec) >= message.MinRecordLen)
+// were checked, with every length checked as message.Parse does.
+func indexFields(rec []byte) (topic, props []byte, ts int64, ok bool) {
+	be := binary.BigEndian
+	n := len(rec)
+	sys := int32(be.Uint32(rec[message.PosSysFlag:]))
+	tsPos := message.PosBornHost + 8
+	if sys&message.FlagBornHostV6 != 0 {
+		tsPos = message.PosBornHost + 20
 	}
-	var v message.View
-	if err == nil {
-		v, err = message.Parse(rec)
+	p := tsPos + 8 + 8
+	if sys&message.FlagStoreHostV6 != 0 {
+		p += 12
 	}
-	if err != nil {
-		s.segMu.RUnlock()
-		return off, fmt.Errorf("read record at %d: %w", off, err)
+	p += 4 + 8 // reconsume times, prepared transaction offset
+	if p+4 > n {
+		return nil, nil, 0, false
 	}
-	s.ixTopic = append(s.ixTopic[:0], v.Topic()...)
-	s.ixProps = append(s.ixProps[:0], v.Properties()...)
-	ts, size := v.StoreTimestamp(), int64(v.Len())
-	s.segMu.RUnlock()
-	topic := unsafe.String(unsafe.SliceData(s.ixTopic), len(s.ixTopic))
-	props := unsafe.String(unsafe.SliceData(s.ixProps), len(s.ixProps))
-	if err := s.indexKeys(topic, off, ts, props); err != nil {
-		return off, err
+	bodyLen := int(int32(be.Uint32(rec[p:])))
+	p += 4
+	if bodyLen < 0 || bodyLen > n-p-1 {
+		return nil, nil, 0, false
 	}
-	return off + size, nil
+	p += bodyLen
+	topicLen := int(rec[p])
+	p++
+	if topicLen == 0 || topicLen > n-p-2 {
+		return nil, nil, 0, false
+	}
+	topic = rec[p : p+topicLen]
+	p += topicLen
+	propsLen := int(be.Uint16(rec[p:]))
+	p += 2
+	if propsLen > message.MaxPropertiesLen || p+propsLen != n {
+		return nil, nil, 0, false
+	}
+	return topic, rec[p:], int64(be.Uint64(rec[tsPos:])), true
 }
 
 // notifyIndexed wakes the goroutines waiting in waitIndexed, if any. Called
@@ -182,14 +238,29 @@ func (s *Store) waitIndexed(target int64, timeout time.Duration) error {
 	}
 }
 
-// indexKeys adds the record's KEYS (space separated) and UNIQ_KEY to the
-// index under topic#key. Only one goroutine at a time calls it (Open
-// during recovery, then the indexer): it owns keyBuf.
+// indexKeys adds the record's keys to the index (recovery: one record at
+// a time). Only one goroutine at a time collects keys (Open during
+// recovery, then the indexer): it owns ixKeys, ixEnts and ixBatch.
 func (s *Store) indexKeys(topic string, off, ts int64, props string) error {
-	keys, hasKeys := message.Property(props, message.PropKeys)
-	uniq, hasUniq := message.Property(props, message.PropUniqClientMessageID)
+	s.ixKeys, s.ixEnts = s.ixKeys[:0], s.ixEnts[:0]
+	s.collectRecordKeys(topic, props, off, ts)
+	return s.addCollected()
+}
+
+// ixEnt is one collected key: topic#key in ixKeys[lo:hi].
+type ixEnt struct {
+	off, ts int64
+	lo, hi  int
+}
+
+// collectRecordKeys collects the record's KEYS (space separated) and
+// UNIQ_KEY (unless it is among them) under topic#key. props is read in one
+// pass; the first well-formed entry of each name counts, as
+// message.Property.
+func (s *Store) collectRecordKeys(topic, props string, off, ts int64) {
+	keys, uniq, hasKeys, hasUniq := keyProps(props)
 	if !hasKeys && !hasUniq {
-		return nil
+		return
 	}
 	uniqDone := uniq == ""
 	for rest := keys; rest != ""; {
@@ -201,21 +272,66 @@ func (s *Store) indexKeys(topic string, off, ts int64, props string) error {
 		if k == uniq {
 			uniqDone = true
 		}
-		if err := s.addKey(topic, k, off, ts); err != nil {
-			return err
-		}
+		s.collectKey(topic, k, off, ts)
 	}
 	if !uniqDone {
-		return s.addKey(topic, uniq, off, ts)
+		s.collectKey(topic, uniq, off, ts)
 	}
-	return nil
 }
 
-// addKey adds topic#key without allocating: index.Add hashes the key and
-// does not keep it, so a view of the reused keyBuf is enough.
-func (s *Store) addKey(topic, key string, off, ts int64) error {
-	s.keyBuf = append(append(append(s.keyBuf[:0], topic...), indexKeySep...), key...)
-	if err := s.idx.Add(unsafe.String(unsafe.SliceData(s.keyBuf), len(s.keyBuf)), off, ts); err != nil {
+func (s *Store) collectKey(topic, key string, off, ts int64) {
+	lo := len(s.ixKeys)
+	s.ixKeys = append(append(append(s.ixKeys, topic...), indexKeySep...), key...)
+	s.ixEnts = append(s.ixEnts, ixEnt{off: off, ts: ts, lo: lo, hi: len(s.ixKeys)})
+}
+
+// keyProps returns the values of KEYS and UNIQ_KEY in the encoded
+// properties, in one pass. Entries that are not exactly key\x01value are
+// skipped (as message.Property does).
+func keyProps(props string) (keys, uniq string, hasKeys, hasUniq bool) {
+	for props != "" && !(hasKeys && hasUniq) {
+		item := props
+		if i := strings.IndexByte(props, message.PropertySeparator); i >= 0 {
+			item, props = props[:i], props[i+1:]
+		} else {
+			props = ""
+		}
+		j := strings.IndexByte(item, message.NameValueSeparator)
+		if j < 0 {
+			continue
+		}
+		k, v := item[:j], item[j+1:]
+		if k != message.PropKeys && k != message.PropUniqClientMessageID ||
+			strings.IndexByte(v, message.NameValueSeparator) >= 0 {
+			continue
+		}
+		if k == message.PropKeys {
+			if !hasKeys {
+				keys, hasKeys = v, true
+			}
+		} else if !hasUniq {
+			uniq, hasUniq = v, true
+		}
+	}
+	return keys, uniq, hasKeys, hasUniq
+}
+
+// addCollected adds the collected keys to the index in one AddBatch.
+// index.AddBatch hashes the keys and keeps none, so views of ixKeys are
+// enough (no allocation).
+func (s *Store) addCollected() error {
+	if len(s.ixEnts) == 0 {
+		return nil
+	}
+	es := s.ixBatch[:0]
+	for _, e := range s.ixEnts {
+		es = append(es, index.Entry{Key: unsafe.String(&s.ixKeys[e.lo], e.hi-e.lo), CommitLogOffset: e.off, StoreTimestamp: e.ts})
+	}
+	_, err := s.idx.AddBatch(es)
+	clear(es)
+	s.ixBatch = es[:0]
+	s.ixKeys, s.ixEnts = s.ixKeys[:0], s.ixEnts[:0]
+	if err != nil {
 		return fmt.Errorf("index add: %w", err)
 	}
 	return nil

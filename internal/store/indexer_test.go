@@ -229,7 +229,7 @@ func TestStoreIndexErrorIsSticky(t *testing.T) {
 }
 
 // TestStoreCloseStopsGoroutines: Open starts the writer, committer,
-// dispatcher, flusher, indexer, checkpointer, cleaner and trimmer; Close
+// flusher (AsyncFlush), indexer, checkpointer, cleaner and trimmer; Close
 // ends them all.
 func TestStoreCloseStopsGoroutines(t *testing.T) {
 	before := runtime.NumGoroutine()
@@ -252,5 +252,27 @@ func TestStoreCloseStopsGoroutines(t *testing.T) {
 			t.Fatalf("%d goroutines after Close, %d before:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestKeyPropsMatchesProperty: the indexer's one-pass scan finds what
+// message.Property finds for KEYS and UNIQ_KEY, malformed entries included.
+func TestKeyPropsMatchesProperty(t *testing.T) {
+	for _, props := range []string{
+		"",
+		"KEYS\x01a b\x02",
+		"UNIQ_KEY\x01u\x02KEYS\x01a\x02",
+		"KEYS\x01a\x01b\x02KEYS\x01c\x02",
+		"KEYS\x02UNIQ_KEY\x01u1\x02UNIQ_KEY\x01u2\x02",
+		"TAGS\x01t\x02KEYS\x01\x02UNIQ_KEY\x01\x02",
+		"KEYS\x01x",
+		"\x01\x02KEYSX\x01y\x02KEY\x01z\x02",
+	} {
+		keys, uniq, hasKeys, hasUniq := keyProps(props)
+		wk, wok := message.Property(props, message.PropKeys)
+		wu, wuok := message.Property(props, message.PropUniqClientMessageID)
+		if keys != wk || hasKeys != wok || uniq != wu || hasUniq != wuok {
+			t.Errorf("%q: got %q %v, %q %v; want %q %v, %q %v", props, keys, hasKeys, uniq, hasUniq, wk, wok, wu, wuok)
+		}
 	}
 }

@@ -66,8 +66,8 @@ const (
 	maxBatchBytes = 4 << 20
 	maxBatchReqs  = 1024
 	// numBatchBufs: one batch being filled by the writer, one being
-	// written (and fsynced), one being dispatched.
-	numBatchBufs = 3
+	// written (and fsynced) and dispatched by the committer.
+	numBatchBufs = 2
 	// reqQueueLen is the capacity of the append request channel.
 	reqQueueLen = 1024
 )

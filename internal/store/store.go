@@ -50,7 +50,6 @@ type Store struct {
 	closed      bool
 	reqCh       chan *appendReq
 	syncCh      chan *batch // writer -> committer
-	dispatchCh  chan *batch // committer -> dispatcher (AsyncFlush only)
 	freeBatches chan *batch
 	batches     [numBatchBufs]*batch
 	w           writerState // owned by the writer goroutine
@@ -64,15 +63,17 @@ type Store struct {
 	indexed      atomic.Int64
 	idxErr       atomic.Pointer[WriteError] // the indexer's own failure (also sticky)
 	idxWake      chan struct{}              // cap 1: finish -> indexer, never blocks
-	dispatchDone chan struct{}              // closed when the goroutine running finish ends
+	dispatchDone chan struct{}              // closed when the committer (which runs finish) ends
 	idxDone      chan struct{}              // closed when the indexer ends
 	idxWaiters   atomic.Int32               // goroutines in waitIndexed
 	idxWaitMu    sync.Mutex                 // guards idxWaitCh
 	idxWaitCh    chan struct{}              // closed and replaced when indexed advances
 	idxDir       string
-	keyBuf       []byte // scratch of the indexing goroutine (see addKey)
-	ixTopic      []byte // indexer scratch: topic of the record being indexed
-	ixProps      []byte // indexer scratch: its properties
+	// Scratch of the goroutine that indexes (recovery, then the indexer):
+	// keys collected under segMu, then added in one index.AddBatch.
+	ixKeys  []byte        // topic#key of each collected key, back to back
+	ixEnts  []ixEnt       // the collected keys
+	ixBatch []index.Entry // AddBatch argument
 
 	// Checkpoint: cpMu serialises checkpoint writes; lastCP is the durable
 	// point last written.
@@ -158,10 +159,6 @@ func Open(cfg Config) (*Store, error) {
 	s.idxWaitCh = make(chan struct{})
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	s.goFunc(s.writeLoop)
-	if cfg.FlushMode == AsyncFlush {
-		s.dispatchCh = make(chan *batch, numBatchBufs)
-		s.goFunc(s.dispatchLoop)
-	}
 	s.goFunc(s.commitLoop)
 	if cfg.FlushMode == AsyncFlush {
 		s.goFunc(s.flushLoop)
@@ -249,6 +246,29 @@ func (s *Store) check(m *message.Ext) error {
 	}
 	if len(m.Properties) > message.MaxPropertiesLen {
 		return fmt.Errorf("%w: %d bytes, max %d", ErrPropertiesTooLong, len(m.Properties), message.MaxPropertiesLen)
+	}
+	return nil
+}
+
+// AppendAsync is Append without waiting. When it returns nil, done is
+// called exactly once with what Append would have returned, on the store's
+// committing goroutine, after the record is visible (and under SyncFlush
+// durable): done must not block, and m must stay unchanged until done is
+// called (the store encodes it there). When it returns an error (m refused,
+// store closed, ctx done while waiting for room in the queue), done is not
+// called.
+func (s *Store) AppendAsync(ctx context.Context, m *message.Ext, done func(AppendResult, error)) error {
+	if err := s.check(m); err != nil {
+		return err
+	}
+	r := getReq()
+	r.one[0] = m
+	r.msgs = r.one[:]
+	r.res = r.oneRes[:]
+	r.cb = done
+	if err := s.send(ctx, r); err != nil {
+		putReq(r)
+		return err
 	}
 	return nil
 }

@@ -29,7 +29,10 @@ type appendReq struct {
 	oneRes [1]AppendResult
 	err    error
 	ctl    func() // barrier: run on the writer once everything before it completed
-	done   chan struct{}
+	// cb, when set (AppendAsync), is called instead of signalling done; the
+	// request goes back to the pool first.
+	cb   func(AppendResult, error)
+	done chan struct{}
 }
 
 var reqPool = sync.Pool{New: func() any { return &appendReq{done: make(chan struct{}, 1)} }}
@@ -40,12 +43,18 @@ func putReq(r *appendReq) {
 	if cap(r.res) > 1024 { // do not keep huge AppendBatch slices
 		r.res = nil
 	}
-	r.msgs, r.err, r.ctl = nil, nil, nil
+	r.msgs, r.err, r.ctl, r.cb = nil, nil, nil, nil
 	r.one[0] = nil
 	reqPool.Put(r)
 }
 
 func (r *appendReq) complete(err error) {
+	if cb := r.cb; cb != nil {
+		res := r.oneRes[0]
+		putReq(r)
+		cb(res, err)
+		return
+	}
 	r.err = err
 	r.done <- struct{}{}
 }
@@ -396,31 +405,17 @@ func (s *Store) setSticky(op, path string, err error) *WriteError {
 // writes it (one pwrite per segment touched) and, under SyncFlush, fsyncs
 // once, then dispatches its records and completes its requests, in that
 // order, so an acknowledged append is visible and, under SyncFlush,
-// durable. Under AsyncFlush dispatch and completion run on a third
-// goroutine (dispatchLoop), so that the pwrite of batch N+1 overlaps them.
+// durable. Dispatch runs here in both modes: it is cheap (a consume-queue
+// entry into a mapping, OnDispatch, OnRecord; the key index is built by
+// the indexer), and one more goroutine would cost every append a wake-up.
+// The writer fills the next batch meanwhile.
 func (s *Store) commitLoop() {
-	if s.dispatchCh != nil {
-		defer close(s.dispatchCh)
-	} else {
-		defer close(s.dispatchDone) // this goroutine finished the last batch
-	}
+	defer close(s.dispatchDone) // this goroutine finished the last batch
 	for b := range s.syncCh {
 		s.writeBatch(b)
-		if s.dispatchCh != nil {
-			s.dispatchCh <- b
-			continue
-		}
 		if b.err == nil && s.cfg.FlushMode == SyncFlush {
 			b.err = s.syncTo(b.end)
 		}
-		s.finish(b)
-	}
-}
-
-// dispatchLoop finishes written batches in order (AsyncFlush).
-func (s *Store) dispatchLoop() {
-	defer close(s.dispatchDone)
-	for b := range s.dispatchCh {
 		s.finish(b)
 	}
 }

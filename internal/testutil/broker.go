@@ -36,12 +36,13 @@ type TestBroker struct {
 type Option func(*options)
 
 type options struct {
-	ns      *namesrv.Server
-	nsAddr  string
-	dir     string
-	set     [][2]string
-	mutate  []func(*config.Config)
-	noReady bool
+	ns       *namesrv.Server
+	nsAddr   string
+	dir      string
+	set      [][2]string
+	mutate   []func(*config.Config)
+	noReady  bool
+	noInline bool
 }
 
 // WithNamesrv makes the broker register with ns instead of a new name
@@ -67,6 +68,10 @@ func WithConfig(key, value string) Option {
 func WithConfigFunc(fn func(*config.Config)) Option {
 	return func(o *options) { o.mutate = append(o.mutate, fn) }
 }
+
+// WithoutInlineSend serves every send on a handler goroutine
+// (broker.Options.NoInlineSend).
+func WithoutInlineSend() Option { return func(o *options) { o.noInline = true } }
 
 // WithoutReadyWait returns as soon as the broker started, without waiting
 // for its route (for tests about registration itself).
@@ -138,7 +143,7 @@ func RunBroker(t testing.TB, opts ...Option) *TestBroker {
 
 func (tb *TestBroker) start(t testing.TB, cfg config.Config) {
 	t.Helper()
-	b, err := broker.New(cfg, broker.Options{Logger: NewTestLogger(t).With("test", "broker")})
+	b, err := broker.New(cfg, broker.Options{Logger: NewTestLogger(t).With("test", "broker"), NoInlineSend: tb.opts.noInline})
 	if err != nil {
 		t.Fatalf("testutil: new broker: %v", err)
 	}

@@ -251,12 +251,47 @@ func (x *Index) Add(key string, commitLogOffset int64, storeTimestamp int64) err
 	if commitLogOffset < 0 {
 		return fmt.Errorf("index add at %d: %w", commitLogOffset, ErrInvalidOffset)
 	}
-	h := hash(key)
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.closed.Load() {
 		return fmt.Errorf("index add: %w", ErrClosed)
 	}
+	return x.addLocked(hash(key), commitLogOffset, storeTimestamp)
+}
+
+// Entry is one key of AddBatch.
+type Entry struct {
+	Key             string
+	CommitLogOffset int64
+	StoreTimestamp  int64
+}
+
+// AddBatch is Add for each of es in order, under one acquisition of the
+// index lock: the indexer adds the keys of a run of records at once. It
+// stops at the first error and returns how many entries it handled.
+func (x *Index) AddBatch(es []Entry) (int, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.closed.Load() {
+		return 0, fmt.Errorf("index add: %w", ErrClosed)
+	}
+	for i := range es {
+		e := &es[i]
+		if e.Key == "" {
+			return i, fmt.Errorf("index add at %d: %w", e.CommitLogOffset, ErrInvalidKey)
+		}
+		if e.CommitLogOffset < 0 {
+			return i, fmt.Errorf("index add at %d: %w", e.CommitLogOffset, ErrInvalidOffset)
+		}
+		if err := x.addLocked(hash(e.Key), e.CommitLogOffset, e.StoreTimestamp); err != nil {
+			return i, err
+		}
+	}
+	return len(es), nil
+}
+
+// addLocked adds one entry; x.mu is held and the index is open.
+func (x *Index) addLocked(h uint32, commitLogOffset, storeTimestamp int64) error {
 	if commitLogOffset < x.maxOff.Load() {
 		return nil
 	}

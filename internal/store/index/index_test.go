@@ -548,3 +548,36 @@ func TestIndexTimeSpanRollsOver(t *testing.T) {
 		}
 	}
 }
+
+// TestAddBatchMatchesAdd: AddBatch leaves the same lookups as Add one by
+// one (a small file geometry, so that new files are started mid-batch),
+// and stops at an invalid key.
+func TestAddBatchMatchesAdd(t *testing.T) {
+	one := mustOpen(t, t.TempDir(), 7, 16)
+	defer one.Close()
+	many := mustOpen(t, t.TempDir(), 7, 16)
+	defer many.Close()
+	var es []Entry
+	for i := 0; i < 100; i++ {
+		e := Entry{Key: fmt.Sprintf("T#k%d", i%13), CommitLogOffset: int64(i * 100), StoreTimestamp: 1000 + int64(i)}
+		if err := one.Add(e.Key, e.CommitLogOffset, e.StoreTimestamp); err != nil {
+			t.Fatal(err)
+		}
+		es = append(es, e)
+	}
+	if n, err := many.AddBatch(es); n != len(es) || err != nil {
+		t.Fatalf("AddBatch: %d, %v", n, err)
+	}
+	for k := 0; k < 13; k++ {
+		key := fmt.Sprintf("T#k%d", k)
+		a, err1 := one.Lookup(key, 0, 1<<62, 64)
+		b, err2 := many.Lookup(key, 0, 1<<62, 64)
+		if err1 != nil || err2 != nil || !slices.Equal(a, b) {
+			t.Fatalf("%s: Add %v (%v), AddBatch %v (%v)", key, a, err1, b, err2)
+		}
+	}
+	n, err := many.AddBatch([]Entry{{Key: "T#x", CommitLogOffset: 1 << 20}, {Key: "", CommitLogOffset: 2 << 20}})
+	if n != 1 || !errors.Is(err, ErrInvalidKey) {
+		t.Fatalf("AddBatch with an empty key: %d, %v", n, err)
+	}
+}
