@@ -2,6 +2,7 @@ package message
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 )
 
@@ -67,6 +68,13 @@ func FuzzProperties(f *testing.F) {
 			_ = v
 		}
 		_ = RemoveProperties(s, "a")
+		// The byte-slice walk sees exactly the pairs the string walk sees.
+		var want, got []string
+		RangeProperties(s, func(k, v string) bool { want = append(want, k+"\x00"+v); return true })
+		RangePropertiesBytes([]byte(s), func(k, v []byte) bool { got = append(got, string(k)+"\x00"+string(v)); return true })
+		if strings.Join(want, "|") != strings.Join(got, "|") {
+			t.Fatalf("RangePropertiesBytes %q, RangeProperties %q", got, want)
+		}
 	})
 }
 

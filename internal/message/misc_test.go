@@ -141,4 +141,16 @@ func TestRangeProperties(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { RangeProperties("a\x011\x02b\x012\x02", func(string, string) bool { return true }) }); n != 0 {
 		t.Fatalf("allocates %v", n)
 	}
+	got = got[:0]
+	RangePropertiesBytes([]byte("a\x011\x02junk\x02x\x01y\x01z\x02b\x012\x02c\x013\x02"), func(k, v []byte) bool {
+		got = append(got, string(k)+"="+string(v))
+		return string(k) != "b"
+	})
+	if strings.Join(got, ",") != "a=1,b=2" {
+		t.Fatalf("bytes: got %v", got)
+	}
+	b := []byte("a\x011\x02b\x012\x02")
+	if n := testing.AllocsPerRun(100, func() { RangePropertiesBytes(b, func([]byte, []byte) bool { return true }) }); n != 0 {
+		t.Fatalf("bytes: allocates %v", n)
+	}
 }

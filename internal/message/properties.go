@@ -102,9 +102,9 @@ func RangeProperties(s string, fn func(key, value string) bool) {
 	}
 }
 
-// PropertyBytes is Property over a byte slice (for a View's properties).
-// The result is a new string only when found.
-func PropertyBytes(b []byte, key string) (string, bool) {
+// RangePropertiesBytes is RangeProperties over a byte slice (a View's
+// properties): key and value alias b. It does not allocate.
+func RangePropertiesBytes(b []byte, fn func(key, value []byte) bool) {
 	for len(b) > 0 {
 		item := b
 		if i := bytes.IndexByte(b, PropertySeparator); i >= 0 {
@@ -113,12 +113,26 @@ func PropertyBytes(b []byte, key string) (string, bool) {
 			b = nil
 		}
 		j := bytes.IndexByte(item, NameValueSeparator)
-		if j < 0 || string(item[:j]) != key || bytes.IndexByte(item[j+1:], NameValueSeparator) >= 0 {
+		if j < 0 || bytes.IndexByte(item[j+1:], NameValueSeparator) >= 0 {
 			continue
 		}
-		return string(item[j+1:]), true
+		if !fn(item[:j], item[j+1:]) {
+			return
+		}
 	}
-	return "", false
+}
+
+// PropertyBytes is Property over a byte slice (for a View's properties).
+// The result is a new string only when found.
+func PropertyBytes(b []byte, key string) (value string, found bool) {
+	RangePropertiesBytes(b, func(k, v []byte) bool {
+		if string(k) != key {
+			return true
+		}
+		value, found = string(v), true
+		return false
+	})
+	return value, found
 }
 
 // ParseProperties decodes s into a map. Malformed entries are skipped.

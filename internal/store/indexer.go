@@ -289,30 +289,15 @@ func (s *Store) collectKey(topic, key string, off, ts int64) {
 // properties, in one pass. Entries that are not exactly key\x01value are
 // skipped (as message.Property does).
 func keyProps(props string) (keys, uniq string, hasKeys, hasUniq bool) {
-	for props != "" && !(hasKeys && hasUniq) {
-		item := props
-		if i := strings.IndexByte(props, message.PropertySeparator); i >= 0 {
-			item, props = props[:i], props[i+1:]
-		} else {
-			props = ""
-		}
-		j := strings.IndexByte(item, message.NameValueSeparator)
-		if j < 0 {
-			continue
-		}
-		k, v := item[:j], item[j+1:]
-		if k != message.PropKeys && k != message.PropUniqClientMessageID ||
-			strings.IndexByte(v, message.NameValueSeparator) >= 0 {
-			continue
-		}
-		if k == message.PropKeys {
-			if !hasKeys {
-				keys, hasKeys = v, true
-			}
-		} else if !hasUniq {
+	message.RangeProperties(props, func(k, v string) bool {
+		switch {
+		case k == message.PropKeys && !hasKeys:
+			keys, hasKeys = v, true
+		case k == message.PropUniqClientMessageID && !hasUniq:
 			uniq, hasUniq = v, true
 		}
-	}
+		return !(hasKeys && hasUniq)
+	})
 	return keys, uniq, hasKeys, hasUniq
 }
 

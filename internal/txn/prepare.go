@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"unsafe"
 
 	"github.com/txmq/txmq/internal/message"
@@ -139,18 +138,7 @@ func (s *Service) Prepare(ctx context.Context, m *message.Ext, producerGroup str
 // properties.
 func scanHalfProps(props string) (uniq, group string, err error) {
 	var hasUniq, hasGroup bool
-	for p := props; len(p) > 0; {
-		item := p
-		if i := strings.IndexByte(p, message.PropertySeparator); i >= 0 {
-			item, p = p[:i], p[i+1:]
-		} else {
-			p = ""
-		}
-		j := strings.IndexByte(item, message.NameValueSeparator)
-		if j < 0 || strings.IndexByte(item[j+1:], message.NameValueSeparator) >= 0 {
-			continue
-		}
-		k, v := item[:j], item[j+1:]
+	message.RangeProperties(props, func(k, v string) bool {
 		switch k {
 		case message.PropUniqClientMessageID:
 			if !hasUniq {
@@ -162,11 +150,15 @@ func scanHalfProps(props string) (uniq, group string, err error) {
 			}
 		case message.PropDelayTimeLevel:
 			if n, perr := strconv.Atoi(v); perr != nil || n > 0 {
-				return "", "", fmt.Errorf("%w: DELAY=%q", ErrDelayNotAllowed, v)
+				err = fmt.Errorf("%w: DELAY=%q", ErrDelayNotAllowed, v)
 			}
 		case message.PropTimerDeliverMs, message.PropTimerDelaySec, message.PropTimerDelayMs:
-			return "", "", fmt.Errorf("%w: %s=%q", ErrDelayNotAllowed, k, v)
+			err = fmt.Errorf("%w: %s=%q", ErrDelayNotAllowed, k, v)
 		}
+		return err == nil
+	})
+	if err != nil {
+		return "", "", err
 	}
 	return uniq, group, nil
 }

@@ -257,19 +257,9 @@ type propFields struct {
 
 // scan reads encoded properties b in one pass, without allocating.
 func (f *propFields) scan(b []byte) {
-	for len(b) > 0 {
-		item := b
-		if i := bytes.IndexByte(b, message.PropertySeparator); i >= 0 {
-			item, b = b[:i], b[i+1:]
-		} else {
-			b = nil
-		}
-		j := bytes.IndexByte(item, message.NameValueSeparator)
-		if j < 0 {
-			continue
-		}
+	message.RangePropertiesBytes(b, func(key, value []byte) bool {
 		k := -1
-		switch key := item[:j]; string(key) {
+		switch string(key) {
 		case message.PropUniqClientMessageID:
 			k = pfUniq
 		case message.PropProducerGroup:
@@ -289,11 +279,11 @@ func (f *propFields) scan(b []byte) {
 		case message.PropTransactionID:
 			k = pfTxID
 		}
-		if k < 0 || f.has[k] || bytes.IndexByte(item[j+1:], message.NameValueSeparator) >= 0 {
-			continue
+		if k >= 0 && !f.has[k] {
+			f.val[k], f.has[k] = value, true
 		}
-		f.val[k], f.has[k] = item[j+1:], true
-	}
+		return true
+	})
 }
 
 // parseOpBody appends the entries of "off[:n],off[:n]" to out; malformed
