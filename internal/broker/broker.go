@@ -231,9 +231,9 @@ func (b *Broker) registerHandlers(opts Options) {
 	b.handle(remoting.ReqSendMessageV2, b.handleSend)
 	b.handle(remoting.ReqSendBatchMessage, b.handleSend)
 	if !opts.NoInlineSend {
-		b.srv.HandleInline(remoting.ReqSendMessage, b.handleSendInline)
-		b.srv.HandleInline(remoting.ReqSendMessageV2, b.handleSendInline)
-		b.srv.HandleInline(remoting.ReqPullMessage, b.handlePullInline)
+		b.handleInline(remoting.ReqSendMessage, b.handleSendInline)
+		b.handleInline(remoting.ReqSendMessageV2, b.handleSendInline)
+		b.handleInline(remoting.ReqPullMessage, b.handlePullInline)
 	}
 	b.handle(remoting.ReqConsumerSendMsgBack, b.handleSendBack)
 	b.handle(remoting.ReqPullMessage, b.handlePull)
@@ -263,15 +263,31 @@ func (b *Broker) registerHandlers(opts Options) {
 func (b *Broker) handle(code int32, h remoting.Handler) {
 	b.srv.Handle(code, func(ctx context.Context, c *remoting.Conn, req *remoting.Command) (*remoting.Command, error) {
 		resp, err := h(ctx, c, req)
-		var ce *remoting.CodeError
-		if err != nil && errors.As(err, &ce) {
-			b.log.Debug("request refused", slog.String("code", remoting.RequestCodeName(req.Code)),
-				slog.String("remote", c.RemoteAddr().String()), slog.String("response", remoting.ResponseCodeName(ce.Code)),
-				slog.String("remark", ce.Msg))
-			return req.Reply(ce.Code, ce.Msg), nil
-		}
-		return resp, err
+		return b.refused(c, req, resp, err)
 	})
+}
+
+// handleInline registers h as the inline handler of code (inline.go), its
+// refusals answered as handle answers them.
+func (b *Broker) handleInline(code int32, h remoting.InlineHandler) {
+	b.srv.HandleInline(code, func(c *remoting.Conn, req *remoting.Command) (*remoting.Command, error) {
+		resp, err := h(c, req)
+		return b.refused(c, req, resp, err)
+	})
+}
+
+// refused turns a handler's *remoting.CodeError (a refusal: the client's
+// business, logged at debug) into the response carrying its code; other
+// results pass through.
+func (b *Broker) refused(c *remoting.Conn, req, resp *remoting.Command, err error) (*remoting.Command, error) {
+	var ce *remoting.CodeError
+	if err == nil || !errors.As(err, &ce) {
+		return resp, err
+	}
+	b.log.Debug("request refused", slog.String("code", remoting.RequestCodeName(req.Code)),
+		slog.String("remote", c.RemoteAddr().String()), slog.String("response", remoting.ResponseCodeName(ce.Code)),
+		slog.String("remark", ce.Msg))
+	return req.Reply(ce.Code, ce.Msg), nil
 }
 
 // advertisedIP is brokerIP1, else listenHost when it names one address,

@@ -13,7 +13,6 @@ package broker
 
 import (
 	"errors"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -63,24 +62,18 @@ func (b *Broker) handleSendInline(c *remoting.Conn, req *remoting.Command) (*rem
 		if errors.Is(err, errNeedsCreate) {
 			return nil, remoting.ErrNotInline
 		}
-		return b.inlineRefusal(req, err)
+		return nil, err
 	}
 	s := getInlineSend()
 	m := &s.m
-	b.fillExt(m, c, &h, topic, qid, req.Body, h.flag, h.properties)
-	if isHalf(m) {
+	uniq, half := b.fillSend(m, c, &h, topic, qid, req.Body)
+	if half {
 		s.release()
 		return nil, remoting.ErrNotInline
 	}
-	uniq, _ := message.Property(m.Properties, message.PropUniqClientMessageID)
-	if uniq == "" {
-		uniq = b.uniq.next(b.addr)
-		m.Properties = message.AppendProperty(m.Properties, message.PropUniqClientMessageID, uniq)
-	}
-	m.SysFlag &^= message.FlagTransactionMask // only the transaction service writes committed copies
 	if err := b.runPutHooks(c.Context(), m); err != nil {
 		s.release()
-		return b.inlineRefusal(req, err)
+		return nil, err
 	}
 	s.b, s.c, s.req, s.uniq = b, c, req, uniq
 	if err := b.store.AppendAsync(c.Context(), m, s.cb); err != nil {
@@ -99,28 +92,12 @@ func (s *inlineSend) done(res store.AppendResult, err error) {
 	if err != nil {
 		err = b.storeErr("send message", err)
 	} else {
-		resp = ok(req)
-		resp.SetExt("msgId", message.OffsetMessageID(b.addr, res.CommitLogOffset))
-		resp.SetExt("queueId", strconv.FormatInt(int64(s.m.QueueID), 10))
-		resp.SetExt("queueOffset", strconv.FormatInt(res.QueueOffset, 10))
-		resp.SetExt("transactionId", s.uniq)
-		resp.SetExt(message.PropMsgRegion, defaultRegion)
-		resp.SetExt(message.PropTraceSwitch, "true")
+		resp = sendOK(req, message.OffsetMessageID(b.addr, res.CommitLogOffset), s.m.QueueID, res.QueueOffset, s.uniq)
 	}
 	s.release()
 	// The store is done with the message, whose body aliases req's frame.
 	req.MarkRecyclable()
 	c.FinishNoWait(req, resp, err)
-}
-
-// inlineRefusal answers a refused inline send as the broker's handler
-// wrapper does: a *remoting.CodeError becomes a response with its code.
-func (b *Broker) inlineRefusal(req *remoting.Command, err error) (*remoting.Command, error) {
-	var ce *remoting.CodeError
-	if errors.As(err, &ce) {
-		return req.Reply(ce.Code, ce.Msg), nil
-	}
-	return nil, err
 }
 
 // inlinePullWindow: a pull starting at most this many entries behind its

@@ -168,17 +168,10 @@ func (b *Broker) handleSend(ctx context.Context, c *remoting.Conn, req *remoting
 	}
 	m := extPool.Get().(*message.Ext)
 	defer func() { *m = message.Ext{}; extPool.Put(m) }()
-	b.fillExt(m, c, &h, topic, qid, req.Body, h.flag, h.properties)
-	uniq, _ := message.Property(m.Properties, message.PropUniqClientMessageID)
-	if uniq == "" {
-		uniq = b.uniq.next(b.addr)
-		m.Properties = message.AppendProperty(m.Properties, message.PropUniqClientMessageID, uniq)
-	}
-	if isHalf(m) {
+	uniq, half := b.fillSend(m, c, &h, topic, qid, req.Body)
+	if half {
 		return b.sendHalf(ctx, req, m, h.producerGroup)
 	}
-	// Only the transaction service writes committed copies.
-	m.SysFlag &^= message.FlagTransactionMask
 	if err := b.routeRetry(m, &h); err != nil {
 		return nil, err
 	}
@@ -193,14 +186,39 @@ func (b *Broker) handleSend(ctx context.Context, c *remoting.Conn, req *remoting
 	if err != nil {
 		return nil, b.storeErr("send message", err)
 	}
+	return sendOK(req, message.OffsetMessageID(b.addr, res.CommitLogOffset), m.QueueID, res.QueueOffset, uniq), nil
+}
+
+// fillSend fills m for storing a single send (fillExt), gives it a
+// UNIQ_KEY when the producer sent none, and reports it and whether m is a
+// half message. Any other m has its transaction bits cleared: only the
+// transaction service writes committed copies.
+func (b *Broker) fillSend(m *message.Ext, c *remoting.Conn, h *sendHeader, topic string, qid int32, body []byte) (uniq string, half bool) {
+	b.fillExt(m, c, h, topic, qid, body, h.flag, h.properties)
+	uniq, _ = message.Property(m.Properties, message.PropUniqClientMessageID)
+	if uniq == "" {
+		uniq = b.uniq.next(b.addr)
+		m.Properties = message.AppendProperty(m.Properties, message.PropUniqClientMessageID, uniq)
+	}
+	if isHalf(m) {
+		return uniq, true
+	}
+	m.SysFlag &^= message.FlagTransactionMask
+	return uniq, false
+}
+
+// sendOK is the SUCCESS answer to a send: msgId (batches: comma-joined),
+// the queue, the (first) queue offset, transactionId (UNIQ_KEY) and the
+// region and trace switch the clients expect.
+func sendOK(req *remoting.Command, msgID string, qid int32, queueOffset int64, uniq string) *remoting.Command {
 	resp := ok(req)
-	resp.SetExt("msgId", message.OffsetMessageID(b.addr, res.CommitLogOffset))
-	resp.SetExt("queueId", strconv.FormatInt(int64(m.QueueID), 10))
-	resp.SetExt("queueOffset", strconv.FormatInt(res.QueueOffset, 10))
+	resp.SetExt("msgId", msgID)
+	resp.SetExt("queueId", strconv.FormatInt(int64(qid), 10))
+	resp.SetExt("queueOffset", strconv.FormatInt(queueOffset, 10))
 	resp.SetExt("transactionId", uniq)
 	resp.SetExt(message.PropMsgRegion, defaultRegion)
 	resp.SetExt(message.PropTraceSwitch, "true")
-	return resp, nil
+	return resp
 }
 
 // sendBatch stores every item of a batch body in the header's queue at
@@ -253,15 +271,8 @@ func (b *Broker) sendBatch(ctx context.Context, c *remoting.Conn, req *remoting.
 		}
 		ids.WriteString(message.OffsetMessageID(b.addr, r.CommitLogOffset))
 	}
-	resp := ok(req)
-	resp.SetExt("msgId", ids.String())
-	resp.SetExt("queueId", strconv.FormatInt(int64(qid), 10))
-	resp.SetExt("queueOffset", strconv.FormatInt(res[0].QueueOffset, 10))
 	uniq, _ := message.Property(h.properties, message.PropUniqClientMessageID)
-	resp.SetExt("transactionId", uniq)
-	resp.SetExt(message.PropMsgRegion, defaultRegion)
-	resp.SetExt(message.PropTraceSwitch, "true")
-	return resp, nil
+	return sendOK(req, ids.String(), qid, res[0].QueueOffset, uniq), nil
 }
 
 // checkSendTarget validates the topic and queue of a send and returns them

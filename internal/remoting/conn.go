@@ -542,11 +542,12 @@ func (c *Conn) dispatch(req *Command) bool {
 	}
 	if e.inline != nil {
 		resp, err := c.runInline(e.inline, req)
+		declined := errors.Is(err, ErrNotInline)
 		switch {
-		case err == ErrDeferred:
+		case errors.Is(err, ErrDeferred):
 			return true // Finish releases the slot
-		case err != ErrNotInline || h == nil:
-			if err == ErrNotInline {
+		case !declined || h == nil:
+			if declined {
 				err = fmt.Errorf("request code %d declined inline and has no handler", req.Code)
 			}
 			c.Finish(req, resp, err)
@@ -652,14 +653,7 @@ func (c *Conn) finish(req, resp *Command, err error, wait bool) {
 // runInline runs an inline handler on the read loop, recovering a panic as
 // runHandler does.
 func (c *Conn) runInline(h InlineHandler, req *Command) (resp *Command, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			c.ep.log.Error("remoting: inline handler panicked", append(c.logAttrs(),
-				slog.String("code", RequestCodeName(req.Code)), slog.Any("panic", r), slog.String("stack", string(debug.Stack())))...)
-			resp, err = nil, fmt.Errorf("handler for %s panicked: %v", RequestCodeName(req.Code), r)
-			req.recyclable = false // what it still references is unknown
-		}
-	}()
+	defer c.recoverHandler(req, &resp, &err)
 	return h(c, req)
 }
 
@@ -700,15 +694,21 @@ func (c *Conn) answer(req, resp *Command, err error, wait bool) {
 }
 
 func (c *Conn) runHandler(h Handler, req *Command) (resp *Command, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			c.ep.log.Error("remoting: handler panicked", append(c.logAttrs(),
-				slog.String("code", RequestCodeName(req.Code)), slog.Any("panic", r), slog.String("stack", string(debug.Stack())))...)
-			resp, err = nil, fmt.Errorf("handler for %s panicked: %v", RequestCodeName(req.Code), r)
-			req.recyclable = false // what it still references is unknown
-		}
-	}()
+	defer c.recoverHandler(req, &resp, &err)
 	return h(c.ctx, c, req)
+}
+
+// recoverHandler, deferred by runHandler and runInline, turns a handler's
+// panic into an error answer (logged with its stack).
+func (c *Conn) recoverHandler(req *Command, resp **Command, err *error) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	c.ep.log.Error("remoting: handler panicked", append(c.logAttrs(),
+		slog.String("code", RequestCodeName(req.Code)), slog.Any("panic", r), slog.String("stack", string(debug.Stack())))...)
+	*resp, *err = nil, fmt.Errorf("handler for %s panicked: %v", RequestCodeName(req.Code), r)
+	req.recyclable = false // what it still references is unknown
 }
 
 // writeLoop writes queued frames, coalescing them in a buffered writer that
