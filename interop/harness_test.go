@@ -746,3 +746,67 @@ func bound(t testing.TB, d time.Duration) {
 	})
 	t.Cleanup(func() { timer.Stop() })
 }
+
+// sendStream is a bounded stream of sends for the crash and restart tests:
+// workers goroutines call send with increasing sequence numbers until Stop;
+// send returns the body it sent and whether the broker acknowledged it (a
+// failed send pauses its worker for 20 ms). The acknowledged bodies are
+// recorded.
+type sendStream struct {
+	AckN, FailN atomic.Int64
+
+	mu    sync.Mutex
+	acked map[string]bool
+	seq   atomic.Int64
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	Stop  func() // stops the workers and waits for them; idempotent
+}
+
+func startSendStream(t *testing.T, workers int, send func(seq int64) (body string, ok bool)) *sendStream {
+	s := &sendStream{acked: map[string]bool{}, stop: make(chan struct{})}
+	s.Stop = sync.OnceFunc(func() { close(s.stop); s.wg.Wait() })
+	t.Cleanup(s.Stop)
+	for range workers {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			for {
+				select {
+				case <-s.stop:
+					return
+				default:
+				}
+				body, ok := send(s.seq.Add(1))
+				if !ok {
+					s.FailN.Add(1)
+					time.Sleep(20 * time.Millisecond)
+					continue
+				}
+				s.mu.Lock()
+				s.acked[body] = true
+				s.mu.Unlock()
+				s.AckN.Add(1)
+			}
+		}()
+	}
+	return s
+}
+
+// Acked reports whether body was acknowledged.
+func (s *sendStream) Acked(body string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.acked[body]
+}
+
+// AckedBodies returns the acknowledged bodies.
+func (s *sendStream) AckedBodies() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.acked))
+	for b := range s.acked {
+		out = append(out, b)
+	}
+	return out
+}

@@ -3,8 +3,6 @@ package interop
 import (
 	"context"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,50 +26,21 @@ func TestBrokerRestartKeepsAcknowledged(t *testing.T) {
 	x.createTopic(t, topic, 4)
 
 	p, _ := newProducer(t, x, producer.WithSendMsgTimeout(2*time.Second), producer.WithRetry(1))
-	var (
-		mu      sync.Mutex
-		acked   = map[string]bool{}
-		ackN    atomic.Int64
-		failN   atomic.Int64
-		stop    = make(chan struct{})
-		senders sync.WaitGroup
-	)
-	for s := range 2 {
-		senders.Add(1)
-		go func() {
-			defer senders.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				body := fmt.Sprintf("r%d-%d", s, i)
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				res, err := p.SendSync(ctx, primitive.NewMessage(topic, []byte(body)))
-				cancel()
-				if err != nil || res.Status != primitive.SendOK {
-					failN.Add(1)
-					time.Sleep(20 * time.Millisecond)
-					continue
-				}
-				mu.Lock()
-				acked[body] = true
-				mu.Unlock()
-				ackN.Add(1)
-			}
-		}()
-	}
-	stopSenders := sync.OnceFunc(func() { close(stop); senders.Wait() })
-	defer stopSenders()
+	st := startSendStream(t, 2, func(seq int64) (string, bool) {
+		body := fmt.Sprintf("r%d", seq)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		res, err := p.SendSync(ctx, primitive.NewMessage(topic, []byte(body)))
+		return body, err == nil && res.Status == primitive.SendOK
+	})
 
 	// waitAcks waits until k more sends have been acknowledged.
 	waitAcks := func(k int64, phase string) {
 		t.Helper()
-		target := ackN.Load() + k
+		target := st.AckN.Load() + k
 		eventually(t, 60*time.Second, func() error {
-			if n := ackN.Load(); n < target {
-				return fmt.Errorf("%s: %d acknowledged sends, waiting for %d (%d failed)", phase, n, target, failN.Load())
+			if n := st.AckN.Load(); n < target {
+				return fmt.Errorf("%s: %d acknowledged sends, waiting for %d (%d failed)", phase, n, target, st.FailN.Load())
 			}
 			return nil
 		})
@@ -80,25 +49,20 @@ func TestBrokerRestartKeepsAcknowledged(t *testing.T) {
 	waitAcks(300, "before SIGTERM")
 	t0 := time.Now()
 	srv.Stop()
-	beforeTerm := ackN.Load()
+	beforeTerm := st.AckN.Load()
 	t.Logf("SIGTERM: clean exit after %v with %d acknowledged", time.Since(t0).Round(time.Millisecond), beforeTerm)
 	srv.Start()
 	waitAcks(300, "after the SIGTERM restart")
 
-	beforeKill := ackN.Load()
+	beforeKill := st.AckN.Load()
 	srv.Kill()
 	t.Logf("SIGKILL with about %d acknowledged", beforeKill)
 	srv.Start()
 	waitAcks(300, "after the SIGKILL restart")
-	stopSenders()
+	st.Stop()
 
-	mu.Lock()
-	want := make([]string, 0, len(acked))
-	for b := range acked {
-		want = append(want, b)
-	}
-	mu.Unlock()
-	t.Logf("%d sends acknowledged, %d failed", len(want), failN.Load())
+	want := st.AckedBodies()
+	t.Logf("%d sends acknowledged, %d failed", len(want), st.FailN.Load())
 
 	c := startPushConsumer(t, x, uniq("CG_restart"), topic, "", consumerFromFirst())
 	var missing []string

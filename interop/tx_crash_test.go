@@ -91,58 +91,27 @@ func TestTxCrash(t *testing.T) {
 
 	// The stream: two senders, kinds in turn.
 	kinds := []string{"commit", "rollback", "check-commit", "check-rollback"}
-	var (
-		seq     atomic.Int64
-		okN     atomic.Int64
-		failN   atomic.Int64
-		stop    = make(chan struct{})
-		senders sync.WaitGroup
-		mu      sync.Mutex
-		sentOK  = map[string]bool{} // half send returned SEND_OK
-	)
-	for range 2 {
-		senders.Add(1)
-		go func() {
-			defer senders.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				i := seq.Add(1)
-				body := fmt.Sprintf("%s:%d", kinds[i%int64(len(kinds))], i)
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				res, err := p.SendMessageInTransaction(ctx, primitive.NewMessage(topic, []byte(body)))
-				cancel()
-				if err != nil || res.Status != primitive.SendOK {
-					failN.Add(1)
-					time.Sleep(20 * time.Millisecond)
-					continue
-				}
-				mu.Lock()
-				sentOK[body] = true
-				mu.Unlock()
-				okN.Add(1)
-			}
-		}()
-	}
-	stopSenders := sync.OnceFunc(func() { close(stop); senders.Wait() })
-	defer stopSenders()
+	stream := startSendStream(t, 2, func(i int64) (string, bool) {
+		body := fmt.Sprintf("%s:%d", kinds[i%int64(len(kinds))], i)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		res, err := p.SendMessageInTransaction(ctx, primitive.NewMessage(topic, []byte(body)))
+		return body, err == nil && res.Status == primitive.SendOK // half send returned SEND_OK
+	})
 
 	// Kill at random moments: 0.3 to 2 s into each run, once the stream
 	// has made progress in it (so every run carries transactions).
 	for k := 1; k <= kills; k++ {
-		before := okN.Load()
+		before := stream.AckN.Load()
 		eventually(t, 30*time.Second, func() error {
-			if okN.Load() < before+5 {
-				return fmt.Errorf("run %d: %d transactions acknowledged so far, waiting for 5 more", k, okN.Load())
+			if stream.AckN.Load() < before+5 {
+				return fmt.Errorf("run %d: %d transactions acknowledged so far, waiting for 5 more", k, stream.AckN.Load())
 			}
 			return nil
 		})
 		time.Sleep(time.Duration(300+rng.IntN(1700)) * time.Millisecond)
 		srv.Kill()
-		t.Logf("SIGKILL %d at %v: %d half sends acknowledged, %d failed", k, time.Since(start).Round(time.Millisecond), okN.Load(), failN.Load())
+		t.Logf("SIGKILL %d at %v: %d half sends acknowledged, %d failed", k, time.Since(start).Round(time.Millisecond), stream.AckN.Load(), stream.FailN.Load())
 		srv.Start()
 	}
 
@@ -158,7 +127,7 @@ func TestTxCrash(t *testing.T) {
 		}
 		return nil
 	})
-	stopSenders()
+	stream.Stop()
 	eventually(t, 30*time.Second, func() error {
 		if st := txStats(t, x); st.Pending != 0 {
 			return fmt.Errorf("%d half messages still pending (stats %+v)", st.Pending, st)
@@ -172,27 +141,25 @@ func TestTxCrash(t *testing.T) {
 
 	// What must be delivered: committed locally and acknowledged. What
 	// must not: everything else (rolled back, or never executed).
-	mu.Lock()
 	ledger.mu.Lock()
 	var want []string
 	mayNot := map[string]bool{}
 	for body, commit := range ledger.decided {
 		switch {
-		case commit && sentOK[body]:
+		case commit && stream.Acked(body):
 			want = append(want, body)
 		default:
 			mayNot[body] = true
 		}
 	}
 	for body := range ledger.executed {
-		if !sentOK[body] {
+		if !stream.Acked(body) {
 			t.Errorf("%s: executed locally but SendMessageInTransaction did not return SEND_OK", body)
 			break
 		}
 	}
 	ledger.mu.Unlock()
-	mu.Unlock()
-	t.Logf("%d transactions acknowledged (%d to be delivered), %d half sends failed", okN.Load(), len(want), failN.Load())
+	t.Logf("%d transactions acknowledged (%d to be delivered), %d half sends failed", stream.AckN.Load(), len(want), stream.FailN.Load())
 
 	c := startPushConsumer(t, x, uniq("CG_txcrash"), topic, "", consumerFromFirst())
 	var missing []string
@@ -218,7 +185,7 @@ func TestTxCrash(t *testing.T) {
 	for body, n := range seen {
 		switch {
 		case !wantSet[body]:
-			extra = append(extra, fmt.Sprintf("%s (%d times; known locally %v, half send ok %v)", body, n, mayNot[body], sentOK[body]))
+			extra = append(extra, fmt.Sprintf("%s (%d times; known locally %v, half send ok %v)", body, n, mayNot[body], stream.Acked(body)))
 		case n != 1:
 			twice = append(twice, fmt.Sprintf("%s (%d times)", body, n))
 		}
