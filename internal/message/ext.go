@@ -390,6 +390,14 @@ func (v View) Ext() *Ext {
 	}
 }
 
+// Flag returns FLAG.
+func (v View) Flag() int32 { return int32(binary.BigEndian.Uint32(v.b[PosFlag:])) }
+
+// BornHost returns BORNHOST.
+func (v View) BornHost() netip.AddrPort {
+	return readHost(v.b[PosBornHost:], v.SysFlag()&FlagBornHostV6 != 0)
+}
+
 // StoreHost returns STOREHOST.
 func (v View) StoreHost() netip.AddrPort {
 	return readHost(v.b[v.storeTSPos+8:], v.SysFlag()&FlagStoreHostV6 != 0)

@@ -72,6 +72,9 @@ func TestExtRoundTrip(t *testing.T) {
 			if err := v.VerifyCRC(); err != nil {
 				t.Fatal(err)
 			}
+			if v.Flag() != m.Flag || v.BornHost() != m.BornHost || v.StoreHost() != m.StoreHost {
+				t.Fatalf("view: flag %d born %v store %v, want %d %v %v", v.Flag(), v.BornHost(), v.StoreHost(), m.Flag, m.BornHost, m.StoreHost)
+			}
 			if err := ValidateProperties(v.Properties()); err != nil {
 				t.Fatal(err)
 			}

@@ -74,7 +74,7 @@ func (s *Service) end(ctx context.Context, req *EndRequest) (EndResult, error) {
 
 // endByID is End without offsets: by transaction id (or msgId).
 func (s *Service) endByID(ctx context.Context, req *EndRequest) (EndResult, error) {
-	off, hi, res, err := s.locate(ctx, *req)
+	off, hi, res, err := s.locate(ctx, req)
 	if err != nil || res != nil {
 		if res != nil {
 			s.duplicate(req, res)
@@ -85,22 +85,11 @@ func (s *Service) endByID(ctx context.Context, req *EndRequest) (EndResult, erro
 	return s.endAt(ctx, req, off, hi)
 }
 
-// locate finds the half offset an END names. It returns a result instead
-// when the transaction is already resolved. hi is set when the half was
-// read on the way.
-func (s *Service) locate(ctx context.Context, req EndRequest) (int64, *halfInfo, *EndResult, error) {
+// locate finds the half offset an END without offsets names, and reads
+// the half (hi). It returns a result instead when the transaction is
+// already resolved.
+func (s *Service) locate(ctx context.Context, req *EndRequest) (int64, *halfInfo, *EndResult, error) {
 	notBefore := s.nowMs() - recentTTL.Milliseconds()
-	if req.HasOffsets {
-		off := req.CommitLogOffset
-		s.mu.Lock()
-		e := s.pending[off]
-		s.mu.Unlock()
-		if e != nil {
-			return off, nil, nil, nil
-		}
-		res, err := s.notPending(&req, off)
-		return 0, nil, res, err
-	}
 	id := req.TransactionID
 	if id == "" {
 		id = req.MsgID
@@ -177,13 +166,13 @@ func (s *Service) notPending(req *EndRequest, off int64) (*EndResult, error) {
 }
 
 // endAt claims the pending entry at off and appends the resolution. hi
-// is the half when the caller has read it already.
+// is the half locate read (END without offsets), nil for an END by offset.
 func (s *Service) endAt(ctx context.Context, req *EndRequest, off int64, hi *halfInfo) (EndResult, error) {
 	s.mu.Lock()
 	e := s.pending[off]
 	if e == nil || e.flags&fEnding != 0 || req.Resolution == ResolutionUnknown ||
 		req.Source != SourceOperator && req.ProducerGroup != "" && s.groupName(e.group) != req.ProducerGroup {
-		return s.notClaimedLocked(req, off, hi, e)
+		return s.notClaimedLocked(req, off, e)
 	}
 	e.flags |= fEnding
 	if e.hidx >= 0 {
@@ -195,9 +184,9 @@ func (s *Service) endAt(ctx context.Context, req *EndRequest, off int64, hi *hal
 
 // notClaimedLocked answers an END that endAt does not claim its entry
 // for. mu held; it unlocks it.
-func (s *Service) notClaimedLocked(req *EndRequest, off int64, hi *halfInfo, e *entry) (EndResult, error) {
+func (s *Service) notClaimedLocked(req *EndRequest, off int64, e *entry) (EndResult, error) {
 	if e == nil {
-		if hi == nil && req.HasOffsets {
+		if req.HasOffsets {
 			s.mu.Unlock()
 			res, err := s.notPending(req, off)
 			if err != nil {
@@ -244,16 +233,11 @@ var endBatchPool = sync.Pool{New: func() any { return new(endBatch) }}
 func (s *Service) endClaimed(ctx context.Context, req *EndRequest, e *entry, hi *halfInfo) (EndResult, error) {
 	off := e.off
 	var (
-		v         message.View
-		realTopic string
-		realQID   int32
-		uniq      []byte
-		uniqStr   string
-		got       *store.GetResult
+		v   message.View
+		got *store.GetResult
 	)
 	if hi != nil {
-		v, realTopic, realQID, uniqStr = hi.v, hi.realTopic, hi.realQID, hi.uniq
-		uniq = []byte(hi.uniq)
+		v = hi.v
 	} else {
 		var err error
 		if got, v, err = s.readHalfFor(req, off); err != nil {
@@ -265,15 +249,10 @@ func (s *Service) endClaimed(ctx context.Context, req *EndRequest, e *entry, hi 
 		return EndResult{}, s.offsetMismatch(e, req.TranStateTableOffset, off, v.QueueOffset())
 	}
 	commit := req.Resolution == ResolutionCommit
-	if hi == nil {
-		var rt, rq []byte
-		uniq, rt, rq = endFields(v.Properties())
-		if commit {
-			realTopic, realQID = string(rt), parseQID(rq)
-		}
-		if !req.noTxID {
-			uniqStr = string(uniq)
-		}
+	uniq, realTopic, realQID := endFields(v.Properties())
+	var uniqStr string
+	if !req.noTxID {
+		uniqStr = string(uniq)
 	}
 	op, st := "rollback", StateRolledBack
 	if commit {
@@ -283,7 +262,7 @@ func (s *Service) endClaimed(ctx context.Context, req *EndRequest, e *entry, hi 
 	s.doneRecord(&b.op, off, op, req.Source.String(), uniq)
 	list := b.list[:0]
 	if commit {
-		fillCopy(&b.copy, v, realTopic, realQID, off)
+		fillCopy(&b.copy, v, string(realTopic), parseQID(realQID), off)
 		list = append(list, &b.copy)
 	}
 	list = append(list, &b.op)
@@ -359,31 +338,34 @@ func endFields(props []byte) (uniq, realTopic, realQID []byte) {
 // vouches for a record there; it must be the half at off. Otherwise, or
 // when that fails, the untrusted offset is read with store.ReadAt, which
 // validates the record. v aliases got or the copy ReadAt returned.
-func (s *Service) readHalfFor(req *EndRequest, off int64) (got *store.GetResult, v message.View, err error) {
+func (s *Service) readHalfFor(req *EndRequest, off int64) (*store.GetResult, message.View, error) {
 	if qoff := req.TranStateTableOffset; req.HasOffsets && qoff >= 0 {
-		r, err := s.store.GetMessages(message.TransHalfTopic, 0, qoff, 1, 0, nil)
-		if err == nil {
-			if r.Status == store.Found && len(r.Records) == 1 {
-				v, err := message.Parse(r.Records[0])
-				if err == nil && v.CommitLogOffset() == off && v.QueueOffset() == qoff &&
-					string(v.Topic()) == message.TransHalfTopic {
-					return r, v, nil
-				}
-			}
-			r.Release()
+		if got, v, ok := s.halfAtQueueOffset(off, qoff); ok {
+			return got, v, nil
 		}
 	}
 	rec, err := s.store.ReadAt(off)
 	if err != nil {
-		return nil, v, err
+		return nil, message.View{}, err
 	}
-	if v, err = message.Parse(rec); err != nil {
-		return nil, v, err
+	v, err := halfView(rec)
+	return nil, v, err
+}
+
+// halfAtQueueOffset reads entry qoff of the half queue; ok when it is the
+// half at commit-log offset off (got is then the caller's to release).
+func (s *Service) halfAtQueueOffset(off, qoff int64) (got *store.GetResult, v message.View, ok bool) {
+	r, err := s.store.GetMessages(message.TransHalfTopic, 0, qoff, 1, 0, nil)
+	if err != nil {
+		return nil, v, false
 	}
-	if string(v.Topic()) != message.TransHalfTopic {
-		return nil, v, errNotHalf
+	if r.Status == store.Found && len(r.Records) == 1 {
+		if v, err = halfView(r.Records[0]); err == nil && v.CommitLogOffset() == off && v.QueueOffset() == qoff {
+			return r, v, true
+		}
 	}
-	return nil, v, nil
+	r.Release()
+	return nil, message.View{}, false
 }
 
 // release undoes a claim whose append failed or was refused.

@@ -92,11 +92,13 @@ func TestParseQID(t *testing.T) {
 }
 
 // referenceCopy is how the committed copy used to be built: decode the
-// half, then edit it.
-func referenceCopy(h halfInfo, halfOff int64) *message.Ext {
-	m := h.v.Ext()
-	m.Topic = h.realTopic
-	m.QueueID = h.realQID
+// half, then edit it, with the message package's general functions.
+func referenceCopy(v message.View, halfOff int64) *message.Ext {
+	m := v.Ext()
+	m.Topic, _ = message.Property(m.Properties, message.PropRealTopic)
+	q, _ := message.Property(m.Properties, message.PropRealQueueID)
+	qid, _ := strconv.ParseInt(q, 10, 32)
+	m.QueueID = int32(qid)
 	m.SysFlag = m.SysFlag&^message.FlagTransactionMask | message.FlagTransCommit
 	m.PreparedTransactionOffset = halfOff
 	m.Properties = message.RemoveProperties(m.Properties, message.PropTransactionPrepared,
@@ -117,23 +119,16 @@ func TestCommittedCopyMatchesReference(t *testing.T) {
 			CommitLogOffset: r.Int64N(1 << 40), SysFlag: r.Int32N(1 << 12), BornTimestamp: r.Int64(),
 			BornHost: hosts[r.IntN(len(hosts))], StoreTimestamp: r.Int64(), StoreHost: hosts[r.IntN(len(hosts))],
 			ReconsumeTimes: r.Int32N(20), Body: []byte("body-" + strconv.Itoa(i)), Properties: props}
-		rec := half.AppendTo(nil)
-		hi, err := parseHalf(rec)
+		v, err := halfView(half.AppendTo(nil))
 		if err != nil {
 			t.Fatal(err)
 		}
 		off := r.Int64N(1 << 40)
-		want := referenceCopy(hi, off).AppendTo(nil)
-		got := committedCopy(hi, off).AppendTo(nil)
-		if !bytes.Equal(got, want) {
-			t.Fatalf("half %+v:\n got %x\nwant %x", half, got, want)
-		}
-		// And as the END path builds it, from the record's own fields.
-		v, _ := message.Parse(rec)
-		var f propFields
-		f.scan(v.Properties())
+		want := referenceCopy(v, off).AppendTo(nil)
+		// As the END path builds it, from the record's own fields.
+		_, rt, rq := endFields(v.Properties())
 		var m message.Ext
-		fillCopy(&m, v, string(f.val[pfRealTopic]), parseQID(f.val[pfRealQID]), off)
+		fillCopy(&m, v, string(rt), parseQID(rq), off)
 		if got := m.AppendTo(nil); !bytes.Equal(got, want) {
 			t.Fatalf("fillCopy of half %+v:\n got %x\nwant %x", half, got, want)
 		}
@@ -156,26 +151,32 @@ func TestDoneRecordMatchesOpRecord(t *testing.T) {
 }
 
 // An END reads the half through the half queue when it names the half's
-// queue offset; a queue offset naming another half falls back to the
-// commit-log offset (and is refused), and no queue offset reads by
-// commit-log offset.
+// queue offset (no commit-log ReadAt); a queue offset naming another half
+// falls back to the commit-log offset (and is refused), and no queue
+// offset reads by commit-log offset.
 func TestEndReadsHalfByQueueOffset(t *testing.T) {
 	h := newHarness(t, nil)
 	a, b, c := h.prepare("PG", uniqID(1)), h.prepare("PG", uniqID(2)), h.prepare("PG", uniqID(3))
-	end := func(r PrepareResult, tso int64) (EndResult, error) {
-		return h.svc.End(context.Background(), EndRequest{ProducerGroup: "PG", CommitLogOffset: r.Append.CommitLogOffset,
+	end := func(r PrepareResult, tso int64, wantReadAts int64) (EndResult, error) {
+		t.Helper()
+		before := h.log.readAts.Load()
+		er, err := h.svc.End(context.Background(), EndRequest{ProducerGroup: "PG", CommitLogOffset: r.Append.CommitLogOffset,
 			TranStateTableOffset: tso, HasOffsets: true, Resolution: ResolutionCommit})
+		if n := h.log.readAts.Load() - before; n != wantReadAts {
+			t.Errorf("END of %d with queue offset %d: %d ReadAt calls, want %d", r.Append.CommitLogOffset, tso, n, wantReadAts)
+		}
+		return er, err
 	}
-	if _, err := end(a, b.Append.QueueOffset); !errors.Is(err, ErrOffsetMismatch) {
+	if _, err := end(a, b.Append.QueueOffset, 1); !errors.Is(err, ErrOffsetMismatch) {
 		t.Fatalf("END naming another half's queue offset: %v", err)
 	}
-	if er, err := end(a, a.Append.QueueOffset); err != nil || !er.Applied || er.TransactionID != uniqID(1) {
+	if er, err := end(a, a.Append.QueueOffset, 0); err != nil || !er.Applied || er.TransactionID != uniqID(1) {
 		t.Fatalf("END: %+v %v", er, err)
 	}
-	if er, err := end(b, -1); err != nil || !er.Applied || er.TransactionID != uniqID(2) {
+	if er, err := end(b, -1, 1); err != nil || !er.Applied || er.TransactionID != uniqID(2) {
 		t.Fatalf("END without queue offset: %+v %v", er, err)
 	}
-	if er, err := end(c, c.Append.QueueOffset); err != nil || !er.Applied {
+	if er, err := end(c, c.Append.QueueOffset, 0); err != nil || !er.Applied {
 		t.Fatalf("END: %+v %v", er, err)
 	}
 	got := h.visible("TopicA", 1)

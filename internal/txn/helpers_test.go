@@ -27,12 +27,19 @@ var storeHost = netip.MustParseAddrPort("127.0.0.1:10911")
 
 // countingStore is the real store with its real OnRecord hook; it only
 // counts the bytes Scan hands out, so recovery tests can prove that a
-// restart does not re-read the whole log. Appends go straight to the
+// restart does not re-read the whole log, and the ReadAt calls, so END
+// tests can tell how the half was read. Appends go straight to the
 // store (no serialisation): the store calls the hook from its dispatch
 // goroutine, in commit-log order, before each append completes.
 type countingStore struct {
 	*store.Store
 	scanBytes atomic.Int64
+	readAts   atomic.Int64
+}
+
+func (l *countingStore) ReadAt(off int64) ([]byte, error) {
+	l.readAts.Add(1)
+	return l.Store.ReadAt(off)
 }
 
 func (l *countingStore) Scan(from int64, fn func(off int64, v message.View) error) (int64, error) {

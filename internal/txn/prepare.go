@@ -94,11 +94,9 @@ func (s *Service) Prepare(ctx context.Context, m *message.Ext, producerGroup str
 			continue // the first failed: try ourselves
 		}
 		var offs []dupCandidate
-		if s.byUniq[h] != nil {
-			for _, e := range s.candidates(h) {
-				if s.groupName(e.group) == producerGroup {
-					offs = append(offs, dupCandidate{off: e.off, state: StatePrepared})
-				}
+		for _, e := range s.candidates(h) { // nil, without allocating, when none
+			if s.groupName(e.group) == producerGroup {
+				offs = append(offs, dupCandidate{off: e.off, state: StatePrepared})
 			}
 		}
 		if r, ok := s.recent.byHash(h, s.nowMs()-recentTTL.Milliseconds()); ok && s.groupName(r.group) == producerGroup {

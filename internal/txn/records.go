@@ -2,8 +2,6 @@ package txn
 
 import (
 	"bytes"
-	"encoding/binary"
-	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -180,13 +178,12 @@ func parseEvent(off int64, v message.View, ents []opEnt) (ev event, ok bool) {
 	default:
 		return ev, false
 	}
-	props := v.Properties()
 	ev = event{kind: kind, off: off, end: off + int64(v.Len()), stored: v.StoreTimestamp()}
+	var f propFields
+	f.scan(v.Properties())
 	switch kind {
 	case evHalf:
-		var f propFields
-		f.scan(props)
-		ev.uniq = hashIDBytes(f.val[pfUniq])
+		ev.uniq = hashID(f.val[pfUniq])
 		ev.group = f.val[pfGroup]
 		if f.has[pfImmunity] {
 			if n, err := strconv.ParseInt(strings.TrimSpace(string(f.val[pfImmunity])), 10, 64); err == nil && n > 0 {
@@ -195,17 +192,13 @@ func parseEvent(off int64, v message.View, ents []opEnt) (ev event, ok bool) {
 		}
 		return ev, true
 	case evCopy:
-		var f propFields
-		f.scan(props)
 		if !f.has[pfGroup] {
 			return ev, false // not a copy we made: a transactional copy always keeps PGROUP
 		}
-		ev.uniq = hashIDBytes(f.val[pfUniq])
+		ev.uniq = hashID(f.val[pfUniq])
 		ev.halfOff = v.PreparedTransactionOffset()
 		return ev, true
 	}
-	var f propFields
-	f.scan(props)
 	ev.ents = parseOpBody(ents, v.Body())
 	switch string(f.val[pfTags]) {
 	case opDone:
@@ -220,7 +213,7 @@ func parseEvent(off int64, v message.View, ents []opEnt) (ev event, ok bool) {
 		ev.kind = evDiscard
 	case opResume:
 		ev.kind = evResume
-		ev.uniq = hashIDBytes(f.val[pfUniq])
+		ev.uniq = hashID(f.val[pfUniq])
 		ev.group = f.val[pfGroup]
 		ev.halfStored, _ = strconv.ParseInt(string(f.val[pfHalfStore]), 10, 64)
 	default:
@@ -258,29 +251,13 @@ type propFields struct {
 // scan reads encoded properties b in one pass, without allocating.
 func (f *propFields) scan(b []byte) {
 	message.RangePropertiesBytes(b, func(key, value []byte) bool {
-		k := -1
-		switch string(key) {
-		case message.PropUniqClientMessageID:
-			k = pfUniq
-		case message.PropProducerGroup:
-			k = pfGroup
-		case message.PropCheckImmunityTimeSeconds:
-			k = pfImmunity
-		case message.PropTags:
-			k = pfTags
-		case PropOp:
-			k = pfOp
-		case PropHalfStore:
-			k = pfHalfStore
-		case message.PropRealTopic:
-			k = pfRealTopic
-		case message.PropRealQueueID:
-			k = pfRealQID
-		case message.PropTransactionID:
-			k = pfTxID
-		}
-		if k >= 0 && !f.has[k] {
-			f.val[k], f.has[k] = value, true
+		for k, name := range &pfNames {
+			if string(key) == name {
+				if !f.has[k] {
+					f.val[k], f.has[k] = value, true
+				}
+				break
+			}
 		}
 		return true
 	})
@@ -351,23 +328,14 @@ func appendOpEnt(b []byte, off int64, n int, withN bool) []byte {
 	return b
 }
 
-// hashID is FNV-1a 64 of a transaction id (UNIQ_KEY). It is stable across
-// restarts (snapshots store it); matches are always confirmed against the
-// half message, so collisions cost a read, never a wrong answer.
-func hashID(s string) uint64 {
+// hashID is FNV-1a 64 of a transaction id (UNIQ_KEY), as a string or as
+// a view of a record's properties. It is stable across restarts
+// (snapshots store it); matches are always confirmed against the half
+// message, so collisions cost a read, never a wrong answer.
+func hashID[S string | []byte](s S) uint64 {
 	h := uint64(14695981039346656037)
 	for i := 0; i < len(s); i++ {
 		h ^= uint64(s[i])
-		h *= 1099511628211
-	}
-	return h
-}
-
-// hashIDBytes is hashID of a byte slice.
-func hashIDBytes(b []byte) uint64 {
-	h := uint64(14695981039346656037)
-	for _, c := range b {
-		h ^= uint64(c)
 		h *= 1099511628211
 	}
 	return h
@@ -423,52 +391,31 @@ func appendProp[V string | []byte](b []byte, key string, value V) []byte {
 }
 
 // appendWithout appends encoded properties p without the entries whose key
-// is in keys, exactly as message.RemoveProperties(p, keys...) encodes them:
-// p unchanged when none of keys is found (message.Property), otherwise
-// every entry that has a name/value separator and a key not in keys, each
-// followed by the property separator.
-func appendWithout[P string | []byte](b []byte, p P, keys ...string) []byte {
+// is in keys, byte for byte as message.RemoveProperties(p, keys...)
+// encodes them (message has no appending form of it): p unchanged when no
+// well-formed entry has one of keys, otherwise every entry that has a
+// name/value separator and a key not in keys, each followed by the
+// property separator.
+func appendWithout(b []byte, p string, keys ...string) []byte {
 	found := false
-	for rest := p; len(rest) > 0 && !found; {
-		item := rest
-		if i := indexByte(rest, message.PropertySeparator); i >= 0 {
-			item, rest = rest[:i], rest[i+1:]
-		} else {
-			rest = rest[len(rest):]
-		}
-		j := indexByte(item, message.NameValueSeparator)
-		if j < 0 || indexByte(item[j+1:], message.NameValueSeparator) >= 0 {
-			continue
-		}
-		found = slices.Contains(keys, string(item[:j]))
-	}
+	message.RangeProperties(p, func(k, _ string) bool {
+		found = slices.Contains(keys, k)
+		return !found
+	})
 	if !found {
 		return append(b, p...)
 	}
 	for len(p) > 0 {
-		item := p
-		if i := indexByte(p, message.PropertySeparator); i >= 0 {
-			item, p = p[:i], p[i+1:]
-		} else {
-			p = p[len(p):]
-		}
-		j := indexByte(item, message.NameValueSeparator)
-		if j < 0 || slices.Contains(keys, string(item[:j])) {
+		var item string
+		item, p, _ = strings.Cut(p, string(message.PropertySeparator))
+		k, _, ok := strings.Cut(item, string(message.NameValueSeparator))
+		if !ok || slices.Contains(keys, k) {
 			continue
 		}
 		b = append(b, item...)
 		b = append(b, message.PropertySeparator)
 	}
 	return b
-}
-
-func indexByte[P string | []byte](p P, c byte) int {
-	for i := 0; i < len(p); i++ {
-		if p[i] == c {
-			return i
-		}
-	}
-	return -1
 }
 
 // halfInfo is what the service reads back from a half message.
@@ -491,12 +438,9 @@ func (s *Service) readHalf(off int64) (halfInfo, error) {
 }
 
 func parseHalf(rec []byte) (halfInfo, error) {
-	v, err := message.Parse(rec)
+	v, err := halfView(rec)
 	if err != nil {
 		return halfInfo{}, err
-	}
-	if string(v.Topic()) != message.TransHalfTopic {
-		return halfInfo{}, errNotHalf
 	}
 	var f propFields
 	f.scan(v.Properties())
@@ -508,29 +452,24 @@ func parseHalf(rec []byte) (halfInfo, error) {
 	return h, nil
 }
 
-// parseQID parses REAL_QID as strconv.ParseInt(q, 10, 32) does, ignoring
-// the error (0 when malformed, clamped when out of range).
-func parseQID(q []byte) int32 {
-	if n := len(q); n > 0 && n <= 9 {
-		v := int32(0)
-		for _, c := range q {
-			if c < '0' || c > '9' {
-				goto slow
-			}
-			v = v*10 + int32(c-'0')
-		}
-		return v
+// halfView parses rec and checks that it is a half message.
+func halfView(rec []byte) (message.View, error) {
+	v, err := message.Parse(rec)
+	if err != nil {
+		return v, err
 	}
-slow:
-	v, _ := strconv.ParseInt(string(q), 10, 32)
-	return int32(v)
+	if string(v.Topic()) != message.TransHalfTopic {
+		return v, errNotHalf
+	}
+	return v, nil
 }
 
-// committedCopy builds the message a commit makes visible.
-func committedCopy(h halfInfo, halfOff int64) *message.Ext {
-	m := new(message.Ext)
-	fillCopy(m, h.v, h.realTopic, h.realQID, halfOff)
-	return m
+// parseQID parses REAL_QID, ignoring the error (0 when malformed, clamped
+// when out of range). A well-formed value costs no allocation: the
+// conversion does not escape.
+func parseQID(q []byte) int32 {
+	v, _ := strconv.ParseInt(string(q), 10, 32)
+	return int32(v)
 }
 
 // fillCopy fills m with the committed copy of the half v (stored at
@@ -539,18 +478,18 @@ func committedCopy(h halfInfo, halfOff int64) *message.Ext {
 // type in sysFlag and PREPAREDTXOFFSET = halfOff (what Apache RocketMQ
 // makes of a half). m.Body aliases v.
 func fillCopy(m *message.Ext, v message.View, realTopic string, realQID int32, halfOff int64) {
-	rec := v.Bytes()
 	sys := v.SysFlag()
 	props := v.Properties()
-	p := appendWithout(make([]byte, 0, len(props)), props,
+	// A read-only view of the record's properties for the call: p copies.
+	p := appendWithout(make([]byte, 0, len(props)), unsafe.String(unsafe.SliceData(props), len(props)),
 		message.PropTransactionPrepared, message.PropRealTopic, message.PropRealQueueID)
 	*m = message.Ext{
 		Topic:                     realTopic,
 		QueueID:                   realQID,
-		Flag:                      int32(binary.BigEndian.Uint32(rec[message.PosFlag:])),
+		Flag:                      v.Flag(),
 		SysFlag:                   sys&^message.FlagTransactionMask | message.FlagTransCommit,
 		BornTimestamp:             v.BornTimestamp(),
-		BornHost:                  readHost(rec[message.PosBornHost:], sys&message.FlagBornHostV6 != 0),
+		BornHost:                  v.BornHost(),
 		StoreHost:                 v.StoreHost(),
 		ReconsumeTimes:            v.ReconsumeTimes(),
 		PreparedTransactionOffset: halfOff,
@@ -559,12 +498,4 @@ func fillCopy(m *message.Ext, v message.View, realTopic string, realQID int32, h
 		// p is never written to again.
 		Properties: unsafe.String(unsafe.SliceData(p), len(p)),
 	}
-}
-
-// readHost decodes BORNHOST (as message.View.Ext does).
-func readHost(b []byte, v6 bool) netip.AddrPort {
-	if v6 {
-		return netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[:16])), uint16(binary.BigEndian.Uint32(b[16:])))
-	}
-	return netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[:4])), uint16(binary.BigEndian.Uint32(b[4:])))
 }
