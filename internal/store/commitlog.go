@@ -107,6 +107,26 @@ func (s *Store) recordLocked(off int64, want int32, limit int64) ([]byte, error)
 	return s.spanLocked(off, int64(total))
 }
 
+// skipBlankLocked reports whether the segment-end marker starts at off
+// (a visible offset) and, if so, returns the offset after it: the next
+// segment's start. A marker that does not end its segment is an error.
+// segMu must be held.
+func (s *Store) skipBlankLocked(off int64) (next int64, blank bool, err error) {
+	hdr, err := s.spanLocked(off, blankMinLen)
+	if err != nil {
+		return off, false, err
+	}
+	be := binary.BigEndian
+	if int32(be.Uint32(hdr[message.PosMagic:])) != message.MagicBlank {
+		return off, false, nil
+	}
+	size := int64(int32(be.Uint32(hdr)))
+	if size < blankMinLen || (off+size)%s.cfg.SegmentSize != 0 {
+		return off, false, fmt.Errorf("%w: bad end-of-segment marker at %d", ErrCorrupt, off)
+	}
+	return off + size, true, nil
+}
+
 func (s *Store) minOffsetLocked() int64 {
 	if len(s.segs) == 0 {
 		return 0
@@ -207,9 +227,9 @@ func (s *Store) Scan(from int64, fn func(off int64, v message.View) error) (int6
 	off := from
 	for off < limit {
 		s.segMu.RLock()
-		hdr, err := s.spanLocked(off, 8)
-		if err == nil && int32(binary.BigEndian.Uint32(hdr[message.PosMagic:])) == message.MagicBlank {
-			off += int64(int32(binary.BigEndian.Uint32(hdr)))
+		next, blank, err := s.skipBlankLocked(off)
+		if err == nil && blank {
+			off = next
 			s.segMu.RUnlock()
 			continue
 		}

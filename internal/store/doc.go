@@ -2,9 +2,9 @@
 // group commit, consume queues (package consumequeue) and a key index
 // (package index) derived from it, crash recovery, flushing and retention.
 // It has no network code; the broker drives it through about a dozen
-// methods: Open, Append, AppendBatch, GetMessages, ReadAt, MinOffset,
-// MaxOffset, OffsetByTime, EarliestStoreTime, QueryByKey, Flush,
-// DeleteTopic, Stats, Close.
+// methods: Open, Append, AppendAsync, AppendBatch, GetMessages, ReadAt,
+// MinOffset, MaxOffset, OffsetByTime, EarliestStoreTime, QueryByKey,
+// Flush, DeleteTopic, Stats, Close.
 //
 // # On-disk layout
 //
@@ -29,14 +29,18 @@
 // meanwhile, so every append that arrives while batch N is being written and
 // fsynced joins batch N+1 (group commit without a timer). The committer
 // writes a batch with one pwrite per segment touched; under SyncFlush it
-// then fdatasyncs once for the whole batch. Dispatch (consume-queue entry,
-// Config.OnDispatch, Config.OnRecord, record by record) happens before the
-// requests complete, so an acknowledged message is visible, and under
-// SyncFlush durable. The committer dispatches in both modes (one goroutine
-// hand-off per append fewer than a separate dispatcher; dispatch is cheap
-// since the key index moved to the indexer), while the writer fills the
-// next batch. Under AsyncFlush a flusher fdatasyncs every FlushInterval. The hot path allocates nothing: requests, their done
-// channels, batch buffers and pull results are reused.
+// then fdatasyncs once for the whole batch. In both flush modes the
+// committer then finishes the batch itself (finish): it dispatches the
+// records (consume-queue entry, Config.OnDispatch, Config.OnRecord, record
+// by record; the key index is left to the indexer), publishes the new
+// visible end and completes the requests, while the writer fills the next
+// batch. So an acknowledged message is visible, and under SyncFlush
+// durable. Under AsyncFlush a flusher fdatasyncs every FlushInterval.
+// Append and AppendBatch wait for their request to complete; AppendAsync
+// returns once the request is queued and its callback runs on the
+// committer when the request completes (it must not block). The hot path
+// allocates nothing: requests, their done channels, batch buffers and
+// pull results are reused.
 //
 // # Key index
 //
@@ -48,13 +52,13 @@
 // topic#key; finish wakes it through a channel of capacity 1, never
 // blocking. Each round reads up to 256 records under one hold of segMu,
 // taking only the store timestamp, topic, KEYS and UNIQ_KEY, and adds
-// their keys with one index.AddBatch. QueryByKey first waits (at most 5 s, then ErrIndexBehind) until
-// the indexer reached the visible end seen at the call, so a query sees
-// every append that completed before it; Flush and DeleteTopic wait for it
-// too. The checkpoint never passes the indexer (see Recovery). An index
-// write error is sticky like any dispatch error (*WriteError, op "index"):
-// the indexer stops, appends and queries fail; reopening rebuilds the
-// index from the checkpoint.
+// their keys with one index.AddBatch. QueryByKey first waits (at most 5 s,
+// then ErrIndexBehind) until the indexer reached the visible end seen at
+// the call, so a query sees every append that completed before it; Flush
+// and DeleteTopic wait for it too. The checkpoint never passes the
+// indexer (see Recovery). An index write error is sticky like any dispatch
+// error (*WriteError, op "index"): the indexer stops, appends and queries
+// fail; reopening rebuilds the index from the checkpoint.
 //
 // A failed write, fdatasync or segment creation is sticky (*WriteError):
 // the batch's appends and every later append fail with it; nothing is
@@ -77,13 +81,15 @@
 // madvise(MADV_DONTNEED): commit-log pages more than 1 MiB behind the
 // indexer and the visible end (only ranges read or passed since the last
 // round), consume-queue pages below the entry being written, index entry
-// pages below the one being written and sealed index files. All of these
-// are MAP_SHARED file mappings: the pages stay in the page cache (dirty
-// ones stay dirty) and a later read maps them again with a minor fault, so
-// the resident set stays small while the page cache does the caching. ReadAt trusts nothing
-// of its offset: the record there must pass every recovery check. Reads
-// never look past the written (GetMessages) or visible (ReadAt, QueryByKey)
-// position.
+// pages below the one being written and sealed index files (consume queues
+// and index track theirs with mmapfile.Resident). All of these are
+// MAP_SHARED file mappings: the pages stay in the page cache (dirty ones
+// stay dirty) and a later read maps them again with a minor fault, so the
+// resident set stays small while the page cache does the caching.
+//
+// ReadAt trusts nothing of its offset: the record there must pass every
+// recovery check. Reads never look past the written (GetMessages) or
+// visible (ReadAt, QueryByKey) position.
 //
 // # Recovery
 //
@@ -134,13 +140,12 @@
 //
 // Goroutines (all started by goFunc, all waited for by Close): writer,
 // committer, flusher (AsyncFlush), indexer, checkpointer, cleaner,
-// trimmer. Writer-owned state (writerState) needs no
-// lock; indexer-owned scratch (ixKeys, ixEnts, ixBatch) neither. Close:
-// refuse new appends, close the request channel (the writer drains it,
-// then the committer ends and closes dispatchDone, and the indexer
-// indexes what is visible and ends), cancel
-// the background loops, wait, write the final checkpoint, close files,
-// release the directory lock.
+// trimmer. Writer-owned state (writerState) needs no lock; indexer-owned
+// scratch (ixKeys, ixEnts, ixBatch) neither. Close: refuse new appends,
+// close the request channel (the writer drains it, then the committer
+// finishes the last batch, ends and closes dispatchDone, and the indexer
+// indexes what is visible and ends), cancel the background loops, wait,
+// write the final checkpoint, close files, release the directory lock.
 //
 // Locks, each acquired only in this order (a lock may be skipped):
 //
@@ -153,9 +158,8 @@
 //	idxWaitMu                                 leaf (waitIndexed, notifyIndexed)
 //
 // The indexer holds segMu (shared) only to copy the keys of a run of
-// records out, and calls the index after releasing it. The trimmer
-// holds segMu, a queue's mapMu or the index's mapMu (shared), one at a
-// time.
+// records out, and calls the index after releasing it. The trimmer holds
+// segMu, a queue's mapMu or the index's mapMu (shared), one at a time.
 //
 // segMu is otherwise a leaf: no consume-queue or index call is made while
 // holding it, and no lock is held across a channel operation except sendMu

@@ -1,8 +1,8 @@
 package store
 
 import (
-	"encoding/binary"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 	"unsafe"
@@ -92,7 +92,7 @@ func (s *Store) indexTo(limit int64) {
 			}
 		}
 		if err != nil {
-			s.idxErr.Store(s.setSticky("index", s.idxDir, err))
+			s.idxErr.Store(s.setSticky("index", filepath.Join(s.dir, indexDirName), err))
 			break
 		}
 	}
@@ -108,7 +108,6 @@ func (s *Store) indexTo(limit int64) {
 // KEYS and UNIQ_KEY) and copies only the keys out: segMu (a leaf lock) is
 // released before any index call.
 func (s *Store) collectKeys(off, limit int64) (int64, int, error) {
-	be := binary.BigEndian
 	s.ixKeys, s.ixEnts = s.ixKeys[:0], s.ixEnts[:0]
 	s.segMu.RLock()
 	defer s.segMu.RUnlock()
@@ -118,71 +117,26 @@ func (s *Store) collectKeys(off, limit int64) (int64, int, error) {
 			off = m
 			continue
 		}
-		hdr, err := s.spanLocked(off, blankMinLen)
-		if err != nil {
+		if next, blank, err := s.skipBlankLocked(off); err != nil {
 			return off, n, fmt.Errorf("read record at %d: %w", off, err)
-		}
-		if int32(be.Uint32(hdr[message.PosMagic:])) == message.MagicBlank {
-			size := int64(int32(be.Uint32(hdr)))
-			if size < blankMinLen || (off+size)%s.cfg.SegmentSize != 0 {
-				return off, n, fmt.Errorf("bad end-of-segment marker at %d", off)
-			}
-			off += size
+		} else if blank {
+			off = next
 			continue
 		}
 		rec, err := s.recordLocked(off, 0, limit)
 		if err != nil {
 			return off, n, fmt.Errorf("read record at %d: %w", off, err)
 		}
-		topic, props, ts, ok := indexFields(rec)
-		if !ok {
-			return off, n, fmt.Errorf("read record at %d: %w", off, message.ErrBadLength)
+		v, err := message.Parse(rec)
+		if err != nil {
+			return off, n, fmt.Errorf("read record at %d: %w", off, err)
 		}
+		topic, props := v.Topic(), v.Properties()
 		s.collectRecordKeys(unsafe.String(unsafe.SliceData(topic), len(topic)),
-			unsafe.String(unsafe.SliceData(props), len(props)), off, ts)
-		off += int64(len(rec))
+			unsafe.String(unsafe.SliceData(props), len(props)), off, v.StoreTimestamp())
+		off += int64(v.Len())
 	}
 	return off, n, nil
-}
-
-// indexFields returns the topic, properties and store timestamp of rec, a
-// record whose magic and TOTALSIZE (= len(rec) >= message.MinRecordLen)
-// were checked, with every length checked as message.Parse does.
-func indexFields(rec []byte) (topic, props []byte, ts int64, ok bool) {
-	be := binary.BigEndian
-	n := len(rec)
-	sys := int32(be.Uint32(rec[message.PosSysFlag:]))
-	tsPos := message.PosBornHost + 8
-	if sys&message.FlagBornHostV6 != 0 {
-		tsPos = message.PosBornHost + 20
-	}
-	p := tsPos + 8 + 8
-	if sys&message.FlagStoreHostV6 != 0 {
-		p += 12
-	}
-	p += 4 + 8 // reconsume times, prepared transaction offset
-	if p+4 > n {
-		return nil, nil, 0, false
-	}
-	bodyLen := int(int32(be.Uint32(rec[p:])))
-	p += 4
-	if bodyLen < 0 || bodyLen > n-p-1 {
-		return nil, nil, 0, false
-	}
-	p += bodyLen
-	topicLen := int(rec[p])
-	p++
-	if topicLen == 0 || topicLen > n-p-2 {
-		return nil, nil, 0, false
-	}
-	topic = rec[p : p+topicLen]
-	p += topicLen
-	propsLen := int(be.Uint16(rec[p:]))
-	p += 2
-	if propsLen > message.MaxPropertiesLen || p+propsLen != n {
-		return nil, nil, 0, false
-	}
-	return topic, rec[p:], int64(be.Uint64(rec[tsPos:])), true
 }
 
 // notifyIndexed wakes the goroutines waiting in waitIndexed, if any. Called

@@ -38,6 +38,9 @@ func TestStoreRSSTrimmed(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes tens of MiB")
 	}
+	if procStatusKiB("RssFile") < 0 {
+		t.Skip("no RssFile in /proc/self/status")
+	}
 	mb := 64
 	if v, err := strconv.Atoi(os.Getenv("TXMQ_RSS_MB")); err == nil && v > 0 {
 		mb = v

@@ -68,7 +68,6 @@ type Store struct {
 	idxWaiters   atomic.Int32               // goroutines in waitIndexed
 	idxWaitMu    sync.Mutex                 // guards idxWaitCh
 	idxWaitCh    chan struct{}              // closed and replaced when indexed advances
-	idxDir       string
 	// Scratch of the goroutine that indexes (recovery, then the indexer):
 	// keys collected under segMu, then added in one index.AddBatch.
 	ixKeys  []byte        // topic#key of each collected key, back to back
@@ -128,7 +127,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{cfg: cfg, log: cfg.Logger.With("component", "store"), dir: cfg.Dir,
-		clDir: filepath.Join(cfg.Dir, commitLogDirName), idxDir: filepath.Join(cfg.Dir, indexDirName)}
+		clDir: filepath.Join(cfg.Dir, commitLogDirName)}
 	s.deleteWhen, _ = parseDeleteWhen(cfg.DeleteWhen)
 	if err := os.MkdirAll(s.clDir, 0o755); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -194,7 +193,7 @@ func (s *Store) Close() error {
 	s.closeRan = true
 	s.sendMu.Lock()
 	s.closed = true
-	close(s.reqCh) // the writer drains what was sent, then the syncer ends
+	close(s.reqCh) // the writer drains what was sent, then the committer ends
 	s.sendMu.Unlock()
 	s.bgCancel()
 	s.wg.Wait()

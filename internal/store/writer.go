@@ -111,7 +111,7 @@ type queueKey struct {
 
 // queueState is the writer's view of one queue: the next offset to
 // assign and the queue dispatch puts into. Owned by the writer goroutine;
-// q is read by the syncer for records the writer handed it.
+// q is read by the committer for records the writer handed it.
 type queueState struct {
 	key  queueKey
 	next int64

@@ -108,18 +108,7 @@ type mappedFile struct {
 	path  string // full path
 	data  []byte // the mapping; len == entriesPerFile*EntrySize
 	dirty atomic.Bool
-	// touched: Put or Read used the mapping since the last Trim.
-	touched atomic.Bool
-	// trimmed: Trim released [0, trimmed) and nothing was touched since.
-	trimmed atomic.Int64
-}
-
-// touch notes that the mapping was used (checked first: the flag's cache
-// line is written only once per Trim round).
-func (f *mappedFile) touch() {
-	if !f.touched.Load() {
-		f.touched.Store(true)
-	}
+	res   mmapfile.Resident // Put and Read touch it, Trim releases
 }
 
 func (f *mappedFile) entry(i int64) Entry { return getEntry(f.data[i*EntrySize:]) }
@@ -443,7 +432,7 @@ func (q *Queue) Put(queueOffset int64, e Entry) error {
 		f = nf
 	}
 	putEntry(f.data[(queueOffset-f.base)*EntrySize:], e)
-	f.touch()
+	f.res.Touch()
 	if !f.dirty.Load() {
 		f.dirty.Store(true)
 	}
@@ -542,7 +531,7 @@ func (q *Queue) Read(queueOffset int64, dst []Entry) (int, error) {
 			break
 		}
 		i := off - f.base
-		f.touch()
+		f.res.Touch()
 		for ; i < q.epf && n < len(dst) && off < maxOff; i, off, n = i+1, off+1, n+1 {
 			dst[n] = f.entry(i)
 		}
@@ -566,7 +555,7 @@ func (q *Queue) Last() (Entry, bool) {
 	if f == nil {
 		return Entry{}, false
 	}
-	f.touch()
+	f.res.Touch()
 	return f.entry(maxOff - 1 - f.base), true
 }
 
@@ -722,24 +711,12 @@ func (q *Queue) Trim() error {
 		return nil
 	}
 	maxOff := q.max.Load() // before files: see Queue.files
-	pg := int64(os.Getpagesize())
 	for _, f := range *q.files.Load() {
-		touched := f.touched.Swap(false)
 		// Bytes below the page holding entry maxOff are never written again
 		// (TruncateFrom holds mapMu exclusively, so it cannot run now).
-		end := min(max((maxOff-f.base)*EntrySize, 0), int64(len(f.data))) / pg * pg
-		from := f.trimmed.Load()
-		if touched {
-			from = 0 // a Read may have mapped pages anywhere
-		}
-		if from >= end {
-			continue
-		}
-		if err := mmapfile.DontNeed(f.data[from:end]); err != nil {
-			f.touched.Store(true)
+		if err := f.res.Release(f.data, 0, (maxOff-f.base)*EntrySize); err != nil {
 			return fmt.Errorf("trim %s: %w", f.path, err)
 		}
-		f.trimmed.Store(end)
 	}
 	return nil
 }

@@ -68,10 +68,11 @@
 // MaxCommitLogOffset); TruncateFrom, DeleteBefore, Sync, Trim and Close may
 // run from other goroutines. Trim (madvise MADV_DONTNEED of pages that are
 // no longer written, under mapMu read-locked) only shrinks the process's
-// resident set: the shared mappings keep their data in the page cache. Index.mu serializes the mutating operations. Each
-// file has an RWMutex that Add holds for the few writes of one entry and
-// Lookup holds while it walks that file's chain, so lookups delay Add only
-// while they scan the current file. Index.mapMu guards the mappings as in
+// resident set: the shared mappings keep their data in the page cache.
+// Index.mu serializes the mutating operations. Each file has an RWMutex
+// that Add holds for the few writes of one entry and Lookup holds while it
+// walks that file's chain, so lookups delay Add only while they scan the
+// current file. Index.mapMu guards the mappings as in
 // package consumequeue: Lookup and Sync hold it for reading; files are
 // unmapped only after being dropped from the file list and mapMu being
 // write-locked; TruncateFrom and Close hold it for writing.

@@ -5,6 +5,8 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
+
+	"github.com/txmq/txmq/internal/store/mmapfile"
 )
 
 // On-disk format. All integers are big-endian.
@@ -79,19 +81,7 @@ type indexFile struct {
 	// (Add, TruncateFrom, Close) or, for files that are not the last one,
 	// under Index.mapMu read-locked by Sync (no writer touches those).
 	clean atomic.Bool
-	// touched: Add or a lookup used the mapping since the last Trim;
-	// trimmed: Trim released the entries below this byte offset and
-	// nothing was touched since.
-	touched atomic.Bool
-	trimmed atomic.Int64
-}
-
-// touch notes that the mapping was used (checked first: the flag's cache
-// line is written only once per Trim round).
-func (f *indexFile) touch() {
-	if !f.touched.Load() {
-		f.touched.Store(true)
-	}
+	res   mmapfile.Resident // Add and lookups touch it, Trim releases
 }
 
 func (f *indexFile) u32(off int64) uint32       { return be.Uint32(f.data[off:]) }

@@ -245,18 +245,8 @@ func hash(key string) uint32 {
 // it is added (a record has several keys), which can leave duplicate entries
 // that Lookup removes. It does not allocate except when it starts a file.
 func (x *Index) Add(key string, commitLogOffset int64, storeTimestamp int64) error {
-	if key == "" {
-		return fmt.Errorf("index add at %d: %w", commitLogOffset, ErrInvalidKey)
-	}
-	if commitLogOffset < 0 {
-		return fmt.Errorf("index add at %d: %w", commitLogOffset, ErrInvalidOffset)
-	}
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if x.closed.Load() {
-		return fmt.Errorf("index add: %w", ErrClosed)
-	}
-	return x.addLocked(hash(key), commitLogOffset, storeTimestamp)
+	_, err := x.AddBatch([]Entry{{Key: key, CommitLogOffset: commitLogOffset, StoreTimestamp: storeTimestamp}})
+	return err
 }
 
 // Entry is one key of AddBatch.
@@ -323,7 +313,7 @@ func (x *Index) addLocked(h uint32, commitLogOffset, storeTimestamp int64) error
 	f.rw.Lock()
 	f.add(h, commitLogOffset, storeTimestamp)
 	f.rw.Unlock()
-	f.touch()
+	f.res.Touch()
 	if !f.dirty.Load() {
 		f.dirty.Store(true)
 	}
@@ -386,7 +376,7 @@ func (x *Index) Lookup(key string, beginTs, endTs int64, maxNum int) ([]int64, e
 func (f *indexFile) lookup(h uint32, beginTs, endTs int64, maxNum int, res []int64) []int64 {
 	f.rw.RLock()
 	defer f.rw.RUnlock()
-	f.touch()
+	f.res.Touch()
 	n := f.count()
 	if n == 0 || f.i64(hEndTs) < beginTs || f.i64(hMinTs) > endTs {
 		return res
@@ -554,33 +544,19 @@ func (x *Index) Trim() error {
 		return nil
 	}
 	files := *x.files.Load()
-	pg := int64(os.Getpagesize())
 	for i, f := range files {
-		touched := f.touched.Swap(false)
-		from, end := f.trimmed.Load(), int64(len(f.data))
+		lo, hi := int64(0), int64(len(f.data)) // sealed: release it whole
 		if i == len(files)-1 {
 			// Entries below count are not written again (TruncateFrom
 			// needs mapMu exclusively).
 			f.rw.RLock()
 			n := f.count()
 			f.rw.RUnlock()
-			first := (f.entryOff(0) + pg - 1) / pg * pg
-			end = max(f.entryOff(n)/pg*pg, first)
-			from = max(from, first)
-			if touched {
-				from = first
-			}
-		} else if touched || from < end {
-			from = 0 // sealed: release it whole (header and slots too)
+			lo, hi = f.entryOff(0), f.entryOff(n)
 		}
-		if from >= end {
-			continue
-		}
-		if err := mmapfile.DontNeed(f.data[from:end]); err != nil {
-			f.touched.Store(true)
+		if err := f.res.Release(f.data, lo, hi); err != nil {
 			return fmt.Errorf("trim index file %s: %w", f.path, err)
 		}
-		f.trimmed.Store(end)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 // Package mmapfile holds the memory-mapped-file primitives the store's
 // derived files (consume queues, index) are built on: map a preallocated
-// file, msync a range, unmap; and the preallocation the commit log uses.
+// file, msync a range, unmap, release mapped pages from the resident set
+// (DontNeed, Resident); and the preallocation the commit log uses.
 package mmapfile
 
 import (
