@@ -57,6 +57,10 @@ type Config struct {
 	RollbackRatio float64       // share rolled back; the rest is left unknown for check-back
 	LocalDelay    time.Duration // the local step; 0 = empty
 	CheckAnswer   string        // "commit" (default) or "rollback": the answer to check-backs
+	// EndSync waits for END_TRANSACTION's answer. By default it is sent
+	// oneway, as the official clients send it (Java with the oneway flag,
+	// Go v2 with InvokeOneWay): a lost END is then resolved by check-back.
+	EndSync bool
 	// CheckImmunity sets CHECK_IMMUNITY_TIME_IN_SECONDS on every half
 	// message when > 0, so unknown transactions are checked sooner than the
 	// broker's transactionTimeOut.

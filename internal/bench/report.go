@@ -30,6 +30,7 @@ func LatencyOf(h *Histogram) Latency {
 // TxResult is the transaction part of a Result.
 type TxResult struct {
 	TxPerSec            float64 `json:"tx_per_s"`        // transactions the producer finished (ended or left unknown) per second of load
+	EndOneway           bool    `json:"end_oneway"`      // END_TRANSACTION sent oneway (the clients' way), not waited for
 	CommitsPerSec       float64 `json:"commits_per_s"`   // committed by END_TRANSACTION, per second of load
 	HalfAcked           int64   `json:"half_acked"`      // half messages stored
 	Committed           int64   `json:"committed"`       // by END_TRANSACTION
@@ -302,6 +303,7 @@ func (p *reporter) result(load time.Duration, cpu CPUUsage) *Result {
 			Duplicates: tx.duplicates.Load(), RolledBackDelivered: tx.rolledBackDelivered.Load(),
 			DeliveredEarly: tx.deliveredEarly.Load(), Untracked: tx.untracked.Load(), CheckDelay: LatencyOf(&ch),
 		}
+		t.EndOneway = !cfg.EndSync
 		t.Missing = max(tx.committedTotal()-t.Delivered, 0)
 		t.TxPerSec = rate(t.Committed + t.RolledBack + t.LeftUnknown - base.txDone)
 		t.CommitsPerSec = rate(t.Committed - base.commits)
@@ -348,8 +350,12 @@ func (p *reporter) printSummary(res *Result) {
 		}
 	}
 	if t := res.Tx; t != nil {
-		fmt.Fprintf(w, "transactions: %.0f tx/s, %.0f commits/s; halves %d, committed %d, rolled back %d, left unknown %d\n",
-			t.TxPerSec, t.CommitsPerSec, t.HalfAcked, t.Committed, t.RolledBack, t.LeftUnknown)
+		endMode := "END oneway"
+		if !t.EndOneway {
+			endMode = "END answered"
+		}
+		fmt.Fprintf(w, "transactions: %.0f tx/s, %.0f commits/s; halves %d, committed %d, rolled back %d, left unknown %d (%s)\n",
+			t.TxPerSec, t.CommitsPerSec, t.HalfAcked, t.Committed, t.RolledBack, t.LeftUnknown, endMode)
 		fmt.Fprintf(w, "check-backs: committed %d, rolled back %d, still unknown %d, unexpected %d, end errors %d/%d\n",
 			t.CheckCommitted, t.CheckRolledBack, t.StillUnknown, t.UnexpectedChecks, t.EndErrors, t.CheckEndErrors)
 		if t.CheckDelay.Count > 0 {

@@ -208,10 +208,17 @@ func (r *runner) txWorker(ctx context.Context, s *sendSlot, i int) {
 		}
 		e.state.Store(outcome)
 		end.Opaque, end.Flag = 0, 0
-		s.st.begin(c)
-		eresp, err := c.Invoke(context.Background(), end)
-		s.st.end()
-		if err != nil || eresp.Code != remoting.RespSuccess {
+		var eresp *remoting.Command
+		if cfg.EndSync {
+			s.st.begin(c)
+			eresp, err = c.Invoke(context.Background(), end)
+			s.st.end()
+		} else {
+			// The frame is encoded before InvokeOneway returns: end and
+			// endExt may be reused at once.
+			err = c.InvokeOneway(end)
+		}
+		if err != nil || cfg.EndSync && eresp.Code != remoting.RespSuccess {
 			// The broker still holds the half: it will check it, and
 			// the check is answered with this outcome.
 			tx.endErrors.Add(1)

@@ -26,9 +26,9 @@ import (
 type Options struct {
 	// Logger receives the broker's logs. Default slog.Default().
 	Logger *slog.Logger
-	// NoInlineSend serves every send and pull on a handler goroutine (the
-	// path before inline.go); for tests and benchmarks comparing the
-	// two.
+	// NoInlineSend serves every send, END_TRANSACTION and pull on a
+	// handler goroutine (the path before inline.go); for tests and
+	// benchmarks comparing the two.
 	NoInlineSend bool
 }
 
@@ -234,6 +234,7 @@ func (b *Broker) registerHandlers(opts Options) {
 		b.handleInline(remoting.ReqSendMessage, b.handleSendInline)
 		b.handleInline(remoting.ReqSendMessageV2, b.handleSendInline)
 		b.handleInline(remoting.ReqPullMessage, b.handlePullInline)
+		b.handleInline(remoting.ReqEndTransaction, b.txn.HandleEndTransactionInline)
 	}
 	b.handle(remoting.ReqConsumerSendMsgBack, b.handleSendBack)
 	b.handle(remoting.ReqPullMessage, b.handlePull)

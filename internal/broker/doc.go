@@ -51,12 +51,16 @@
 // connection's read loop and hands it to store.AppendAsync; the store's
 // completion callback answers it (Conn.FinishNoWait) and recycles the
 // request. It declines (to handleSend) whatever may block or needs a
-// handler goroutine: batches, half messages, %RETRY% topics, topics that
-// would be auto-created, oversized bodies. PULL_MESSAGE has one too: a pull
-// at most inlinePullWindow entries behind its queue's end (records still in
+// handler goroutine: batches, %RETRY% topics, topics that would be
+// auto-created, oversized bodies. A half message goes to the transaction
+// service's PrepareAsync, which takes a half whose transaction id is new
+// and declines the rest (repeats, concurrent duplicates, refusals) to
+// handleSend. END_TRANSACTION likewise goes to txn's EndAsync (an END by
+// offsets of a pending transaction). PULL_MESSAGE has one too: a pull at
+// most inlinePullWindow entries behind its queue's end (records still in
 // the page cache) is served or parked on the read loop; one further behind
 // may read from disk and goes to a handler goroutine. Options.NoInlineSend
-// turns both off.
+// turns all of them off.
 //
 // # Compat notes
 //

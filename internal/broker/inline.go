@@ -4,12 +4,15 @@ package broker
 // validated on the connection's read loop and handed to the store with a
 // completion callback (store.AppendAsync), which answers it. It saves the
 // hand-off to a handler goroutine and that goroutine's wait for the store:
-// two goroutine wake-ups per message. Everything that may block or that
-// needs a handler goroutine is declined (remoting.ErrNotInline) and served
-// by handleSend as before: batches, half messages (the transaction
-// service), retry topics (may create the DLQ topic), topics to auto-create
-// (write the topic table), oversized bodies (so that the refusal is
-// handleSend's).
+// two goroutine wake-ups per message. A half message goes the same way
+// through the transaction service's PrepareAsync, and END_TRANSACTION
+// through its EndAsync (txn.Service.HandleEndTransactionInline). Everything
+// that may block or that needs a handler goroutine is declined
+// (remoting.ErrNotInline) and served by handleSend as before: batches,
+// halves PrepareAsync declines (repeated or concurrent halves of one
+// transaction, refusals), retry topics (may create the DLQ topic), topics
+// to auto-create (write the topic table), oversized bodies (so that the
+// refusal is handleSend's).
 
 import (
 	"errors"
@@ -19,6 +22,7 @@ import (
 	"github.com/txmq/txmq/internal/message"
 	"github.com/txmq/txmq/internal/remoting"
 	"github.com/txmq/txmq/internal/store"
+	"github.com/txmq/txmq/internal/txn"
 )
 
 // inlineSend is one send between AppendAsync and its completion. Pooled;
@@ -30,6 +34,7 @@ type inlineSend struct {
 	m    message.Ext
 	uniq string
 	cb   func(store.AppendResult, error)
+	hcb  func(txn.PrepareResult, error) // halfDone, bound once
 }
 
 var inlineSendPool sync.Pool // of *inlineSend
@@ -40,6 +45,7 @@ func getInlineSend() *inlineSend {
 	}
 	s := new(inlineSend)
 	s.cb = s.done
+	s.hcb = s.halfDone
 	return s
 }
 
@@ -68,8 +74,7 @@ func (b *Broker) handleSendInline(c *remoting.Conn, req *remoting.Command) (*rem
 	m := &s.m
 	uniq, half := b.fillSend(m, c, &h, topic, qid, req.Body)
 	if half {
-		s.release()
-		return nil, remoting.ErrNotInline
+		return b.sendHalfInline(s, c, req, h.producerGroup)
 	}
 	if err := b.runPutHooks(c.Context(), m); err != nil {
 		s.release()
@@ -97,6 +102,37 @@ func (s *inlineSend) done(res store.AppendResult, err error) {
 	s.release()
 	// The store is done with the message, whose body aliases req's frame.
 	req.MarkRecyclable()
+	c.FinishNoWait(req, resp, err)
+}
+
+// sendHalfInline hands the half message in s.m to the transaction
+// service's PrepareAsync; what it declines goes to handleSend.
+func (b *Broker) sendHalfInline(s *inlineSend, c *remoting.Conn, req *remoting.Command, group string) (*remoting.Command, error) {
+	s.b, s.c, s.req = b, c, req
+	err := b.txn.PrepareAsync(c.Context(), &s.m, group, s.hcb)
+	if err == nil {
+		return nil, remoting.ErrDeferred
+	}
+	s.release()
+	if errors.Is(err, txn.ErrSlowPath) {
+		return nil, remoting.ErrNotInline
+	}
+	req.MarkRecyclable() // the store never saw it
+	return nil, halfRefused(err)
+}
+
+// halfDone completes an inline half send (on the store's committing
+// goroutine; must not block).
+func (s *inlineSend) halfDone(res txn.PrepareResult, err error) {
+	c, req := s.c, s.req
+	var resp *remoting.Command
+	if err != nil {
+		err = halfRefused(err)
+	} else {
+		resp = s.b.halfOK(req, s.m.QueueID, res)
+	}
+	s.release()
+	req.MarkRecyclable() // the half's body aliased req's frame; the store is done with it
 	c.FinishNoWait(req, resp, err)
 }
 

@@ -134,17 +134,21 @@ func isHalf(m *message.Ext) bool {
 func (b *Broker) sendHalf(ctx context.Context, req *remoting.Command, m *message.Ext, group string) (*remoting.Command, error) {
 	res, err := b.txn.Prepare(ctx, m, group)
 	if err != nil {
-		code, remark := txn.ResponseCode(err)
-		return nil, codeErr(code, "%s", remark)
+		return nil, halfRefused(err)
 	}
-	resp := ok(req)
-	resp.SetExt("msgId", message.OffsetMessageID(b.addr, res.Append.CommitLogOffset))
-	resp.SetExt("queueId", strconv.FormatInt(int64(m.QueueID), 10))
-	resp.SetExt("queueOffset", strconv.FormatInt(res.Append.QueueOffset, 10))
-	resp.SetExt("transactionId", res.TransactionID)
-	resp.SetExt(message.PropMsgRegion, defaultRegion)
-	resp.SetExt(message.PropTraceSwitch, "true")
-	return resp, nil
+	return b.halfOK(req, m.QueueID, res), nil
+}
+
+// halfOK is the SUCCESS answer to a half send stored at res (queue qid of
+// its real topic).
+func (b *Broker) halfOK(req *remoting.Command, qid int32, res txn.PrepareResult) *remoting.Command {
+	return sendOK(req, message.OffsetMessageID(b.addr, res.Append.CommitLogOffset), qid, res.Append.QueueOffset, res.TransactionID)
+}
+
+// halfRefused is the answer to a half the transaction service refused.
+func halfRefused(err error) error {
+	code, remark := txn.ResponseCode(err)
+	return codeErr(code, "%s", remark)
 }
 
 var extPool = sync.Pool{New: func() any { return new(message.Ext) }}

@@ -134,7 +134,8 @@ send-to-delivery latency.`,
 		Short: "Run full transactions: half message, local step, commit/rollback, check-back",
 		Long: `Run transactions on --inflight goroutines: send a half message (TRAN_MSG=true,
 PGROUP), run the local step (--local-delay, empty by default), then END_TRANSACTION
-commit or rollback by --commit-ratio / --rollback-ratio. The rest is left unknown:
+commit or rollback by --commit-ratio / --rollback-ratio, sent oneway as the official
+clients send it (--end-sync waits for its answer). The rest is left unknown:
 the tool registers as a producer of its group (HEART_BEAT) and answers the broker's
 CHECK_TRANSACTION_STATE with --check-answer. A consumer in the same run pulls the
 topic, checks that every committed message (and no rolled-back one) is delivered
@@ -146,6 +147,7 @@ is missing or a rolled-back one was delivered.`,
 	tx.Flags().Float64Var(&cfg.CommitRatio, "commit-ratio", 0, "share of transactions committed (default 1 when both ratios are 0)")
 	tx.Flags().Float64Var(&cfg.RollbackRatio, "rollback-ratio", 0, "share of transactions rolled back; the rest is left unknown")
 	tx.Flags().DurationVar(&cfg.LocalDelay, "local-delay", 0, "duration of the local transaction step")
+	tx.Flags().BoolVar(&cfg.EndSync, "end-sync", false, "wait for END_TRANSACTION's answer (the official clients send it oneway)")
 	tx.Flags().StringVar(&cfg.CheckAnswer, "check-answer", "commit", "answer to check-backs: commit or rollback")
 	tx.Flags().IntVar(&cfg.CheckImmunity, "check-immunity", 0, "set CHECK_IMMUNITY_TIME_IN_SECONDS on half messages (first check sooner than transactionTimeOut)")
 

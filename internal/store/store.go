@@ -330,6 +330,32 @@ func (s *Store) AppendBatch(ctx context.Context, ms []*message.Ext) ([]AppendRes
 	return res, nil
 }
 
+// AppendBatchAsync is AppendBatch without waiting: res (len(ms) long, the
+// caller's) receives the results, and done is called exactly once, on the
+// store's committing goroutine, once they are filled (or with the error),
+// under the same rules as AppendAsync's done. When it returns an error,
+// done is not called.
+func (s *Store) AppendBatchAsync(ctx context.Context, ms []*message.Ext, res []AppendResult, done func(error)) error {
+	if len(ms) == 0 || len(res) != len(ms) {
+		return fmt.Errorf("store: AppendBatchAsync of %d messages with %d results", len(ms), len(res))
+	}
+	for i, m := range ms {
+		if err := s.check(m); err != nil {
+			return fmt.Errorf("message %d: %w", i, err)
+		}
+	}
+	r := getReq()
+	r.msgs = ms
+	r.res = res
+	r.bcb = done
+	if err := s.send(ctx, r); err != nil {
+		r.res = nil
+		putReq(r)
+		return err
+	}
+	return nil
+}
+
 // barrier runs f on the writer goroutine after every append queued before
 // it has completed (written, synced, dispatched).
 func (s *Store) barrier(f func()) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/txmq/txmq/internal/message"
 )
@@ -116,4 +117,84 @@ func TestStoreRefusesBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkRecordIs(t, rec, m)
+}
+
+// TestStoreAppendAsync: AppendAsync and AppendBatchAsync call done once,
+// after the records are visible, with the results Append would give; a
+// refused message returns an error and done is never called.
+func TestStoreAppendAsync(t *testing.T) {
+	for _, mode := range []FlushMode{AsyncFlush, SyncFlush} {
+		t.Run(mode.String(), func(t *testing.T) {
+			cfg := testConfig(t, t.TempDir())
+			cfg.FlushMode = mode
+			s := openStore(t, cfg)
+			ctx := context.Background()
+			type outcome struct {
+				res []AppendResult
+				err error
+			}
+			got := make(chan outcome, 64)
+			const n = 20
+			for i := 0; i < n; i++ {
+				if i%2 == 0 {
+					m := newMsg("TopicA", 0, body(i, 100))
+					err := s.AppendAsync(ctx, m, func(r AppendResult, err error) {
+						if s.MaxOffset("TopicA", 0) <= r.QueueOffset {
+							err = errors.New("done before the record was visible")
+						}
+						got <- outcome{[]AppendResult{r}, err}
+					})
+					if err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				ms := []*message.Ext{newMsg("TopicA", 0, body(i, 100)), newMsg("TopicB", 1, body(i, 50))}
+				res := make([]AppendResult, 2)
+				err := s.AppendBatchAsync(ctx, ms, res, func(err error) {
+					if err == nil && s.MaxOffset("TopicB", 1) <= res[1].QueueOffset {
+						err = errors.New("done before the batch was visible")
+					}
+					got <- outcome{res, err}
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			seen := map[int64]bool{}
+			for i := 0; i < n; i++ {
+				o := <-got
+				if o.err != nil {
+					t.Fatal(o.err)
+				}
+				for _, r := range o.res {
+					if seen[r.CommitLogOffset] {
+						t.Fatalf("offset %d reported twice", r.CommitLogOffset)
+					}
+					seen[r.CommitLogOffset] = true
+					if _, err := s.ReadAt(r.CommitLogOffset); err != nil {
+						t.Fatalf("ReadAt %d: %v", r.CommitLogOffset, err)
+					}
+				}
+			}
+			if len(seen) != n/2+n {
+				t.Fatalf("%d records acknowledged, want %d", len(seen), n/2+n)
+			}
+			if got, want := s.MaxOffset("TopicA", 0), int64(n); got != want {
+				t.Fatalf("TopicA/0 max offset %d, want %d", got, want)
+			}
+			called := func(AppendResult, error) { t.Error("done called for a refused message") }
+			if err := s.AppendAsync(ctx, newMsg("", 0, "x"), called); err == nil {
+				t.Fatal("AppendAsync accepted a message without a topic")
+			}
+			if err := s.AppendBatchAsync(ctx, []*message.Ext{newMsg("TopicA", 0, "x")}, nil, func(error) { t.Error("done called") }); err == nil {
+				t.Fatal("AppendBatchAsync accepted a result slice of the wrong length")
+			}
+			select {
+			case o := <-got:
+				t.Fatalf("unexpected completion %+v", o)
+			case <-time.After(50 * time.Millisecond):
+			}
+		})
+	}
 }

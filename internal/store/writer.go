@@ -31,7 +31,10 @@ type appendReq struct {
 	ctl    func() // barrier: run on the writer once everything before it completed
 	// cb, when set (AppendAsync), is called instead of signalling done; the
 	// request goes back to the pool first.
-	cb   func(AppendResult, error)
+	cb func(AppendResult, error)
+	// bcb, when set (AppendBatchAsync), is likewise called instead of
+	// signalling done; res is the caller's.
+	bcb  func(error)
 	done chan struct{}
 }
 
@@ -43,7 +46,7 @@ func putReq(r *appendReq) {
 	if cap(r.res) > 1024 { // do not keep huge AppendBatch slices
 		r.res = nil
 	}
-	r.msgs, r.err, r.ctl, r.cb = nil, nil, nil, nil
+	r.msgs, r.err, r.ctl, r.cb, r.bcb = nil, nil, nil, nil, nil
 	r.one[0] = nil
 	reqPool.Put(r)
 }
@@ -53,6 +56,12 @@ func (r *appendReq) complete(err error) {
 		res := r.oneRes[0]
 		putReq(r)
 		cb(res, err)
+		return
+	}
+	if bcb := r.bcb; bcb != nil {
+		r.res = nil // the caller's
+		putReq(r)
+		bcb(err)
 		return
 	}
 	r.err = err

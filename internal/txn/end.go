@@ -220,13 +220,41 @@ func (s *Service) notClaimedLocked(req *EndRequest, off int64, e *entry) (EndRes
 }
 
 // endBatch is what one END appends: [committed copy, op d] or [op d].
-// Pooled: the store is done with the messages when AppendBatch returns.
+// Pooled: the store is done with the messages when the append completes.
+// The fields after list carry an asynchronous END (EndAsync) to its
+// completion.
 type endBatch struct {
 	copy, op message.Ext
 	list     [2]*message.Ext
+	res      [2]store.AppendResult
+
+	s      *Service
+	req    EndRequest
+	e      *entry
+	got    *store.GetResult
+	uniq   []byte
+	st     State
+	n      int
+	done   func(EndResult, error)
+	doneFn func(error) // b.completed, bound once
 }
 
-var endBatchPool = sync.Pool{New: func() any { return new(endBatch) }}
+var endBatchPool sync.Pool // of *endBatch
+
+func getEndBatch() *endBatch {
+	if b, ok := endBatchPool.Get().(*endBatch); ok {
+		return b
+	}
+	b := new(endBatch)
+	b.doneFn = b.completed
+	return b
+}
+
+func (b *endBatch) put() {
+	fn := b.doneFn
+	*b = endBatch{doneFn: fn}
+	endBatchPool.Put(b)
+}
 
 // endClaimed reads the half of a claimed entry (unless hi has it) and
 // appends the resolution.
@@ -248,31 +276,43 @@ func (s *Service) endClaimed(ctx context.Context, req *EndRequest, e *entry, hi 
 		got.Release()
 		return EndResult{}, s.offsetMismatch(e, req.TranStateTableOffset, off, v.QueueOffset())
 	}
-	commit := req.Resolution == ResolutionCommit
+	b := getEndBatch()
+	s.buildEnd(b, req, off, v)
+	results, err := s.store.AppendBatch(ctx, b.list[:b.n])
+	var res EndResult
+	if err != nil {
+		err = s.appendFailed(e, b.st.op(), off, err)
+	} else {
+		res = s.ended(ctx, req, e, b.st, b.uniq, results)
+	}
+	got.Release() // the copy's body and uniq aliased it
+	b.put()
+	return res, err
+}
+
+// buildEnd fills b with the records that end the half at off (view v):
+// [committed copy, op d] for a commit, [op d] for a rollback.
+func (s *Service) buildEnd(b *endBatch, req *EndRequest, off int64, v message.View) {
 	uniq, realTopic, realQID := endFields(v.Properties())
-	var uniqStr string
-	if !req.noTxID {
-		uniqStr = string(uniq)
+	b.uniq, b.st = uniq, StateRolledBack
+	if req.Resolution == ResolutionCommit {
+		b.st = StateCommitted
 	}
-	op, st := "rollback", StateRolledBack
-	if commit {
-		op, st = "commit", StateCommitted
-	}
-	b := endBatchPool.Get().(*endBatch)
-	s.doneRecord(&b.op, off, op, req.Source.String(), uniq)
+	s.doneRecord(&b.op, off, b.st.op(), req.Source.String(), uniq)
 	list := b.list[:0]
-	if commit {
+	if b.st == StateCommitted {
 		fillCopy(&b.copy, v, string(realTopic), parseQID(realQID), off)
 		list = append(list, &b.copy)
 	}
 	list = append(list, &b.op)
-	results, err := s.store.AppendBatch(ctx, list)
-	got.Release() // the copy's body aliased it
-	*b = endBatch{}
-	endBatchPool.Put(b)
-	if err != nil {
-		return EndResult{}, s.appendFailed(e, op, off, err)
-	}
+	b.n = len(list)
+}
+
+// ended accounts for an END whose records the store has (results): the
+// index is updated by the store hook (here when it is not wired), the
+// counters, the debug log, the result.
+func (s *Service) ended(ctx context.Context, req *EndRequest, e *entry, st State, uniq []byte, results []store.AppendResult) EndResult {
+	off := e.off
 	if !s.hookSaw(results[len(results)-1].CommitLogOffset) {
 		s.mu.Lock()
 		if s.pending[off] == e { // the store hook is not wired: apply here
@@ -281,8 +321,11 @@ func (s *Service) endClaimed(ctx context.Context, req *EndRequest, e *entry, hi 
 		}
 		s.mu.Unlock()
 	}
-	res := EndResult{State: st, Applied: true, HalfOffset: off, TransactionID: uniqStr}
-	if commit {
+	res := EndResult{State: st, Applied: true, HalfOffset: off}
+	if !req.noTxID {
+		res.TransactionID = string(uniq)
+	}
+	if st == StateCommitted {
 		s.c.committed[req.Source].Add(1)
 		res.CopyOffset = results[0].CommitLogOffset
 	} else {
@@ -291,7 +334,7 @@ func (s *Service) endClaimed(ctx context.Context, req *EndRequest, e *entry, hi 
 	if s.log.Enabled(ctx, slog.LevelDebug) {
 		s.logEnded(off, uniq, st, req.Source)
 	}
-	return res, nil
+	return res
 }
 
 // The cold parts of endClaimed, kept out of its frame: END handlers run on

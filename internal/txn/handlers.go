@@ -3,6 +3,7 @@ package txn
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -37,19 +38,47 @@ func (s *Service) Register(srv *remoting.Server) {
 // txmq accepts any END of a pending transaction.
 func (s *Service) HandleEndTransaction(ctx context.Context, c *remoting.Conn, req *remoting.Command) (*remoting.Command, error) {
 	r, err := parseEndHeader(req)
-	if err == nil {
-		r.noTxID = true
-		var res EndResult
-		res, err = s.end(ctx, &r)
-		if err == nil {
-			remark := res.State.String()
-			if res.Duplicate || res.Message != "" {
-				remark = res.Message
-			}
-			return req.Reply(remoting.RespSuccess, remark), nil
-		}
+	if err != nil {
+		return s.endRefused(c, req, err), nil
+	}
+	r.noTxID = true
+	res, err := s.end(ctx, &r)
+	return s.endAnswer(c, req, res, err), nil
+}
+
+// HandleEndTransactionInline is the remoting.InlineHandler of
+// END_TRANSACTION: what EndAsync serves (the common END by offsets) is
+// answered from the store's completion; the rest is declined
+// (remoting.ErrNotInline) to HandleEndTransaction.
+func (s *Service) HandleEndTransactionInline(c *remoting.Conn, req *remoting.Command) (*remoting.Command, error) {
+	r, err := parseEndHeader(req)
+	if err != nil {
+		return nil, remoting.ErrNotInline
+	}
+	r.noTxID = true
+	err = s.EndAsync(c.Context(), &r, func(res EndResult, err error) {
+		c.FinishNoWait(req, s.endAnswer(c, req, res, err), nil)
+	})
+	switch {
+	case err == nil:
+		return nil, remoting.ErrDeferred
+	case errors.Is(err, ErrSlowPath):
+		return nil, remoting.ErrNotInline
 	}
 	return s.endRefused(c, req, err), nil
+}
+
+// endAnswer is the answer to an END_TRANSACTION that End (or EndAsync)
+// served with res or err.
+func (s *Service) endAnswer(c *remoting.Conn, req *remoting.Command, res EndResult, err error) *remoting.Command {
+	if err != nil {
+		return s.endRefused(c, req, err)
+	}
+	remark := res.State.String()
+	if res.Duplicate || res.Message != "" {
+		remark = res.Message
+	}
+	return req.Reply(remoting.RespSuccess, remark)
 }
 
 // endRefused logs a refused END_TRANSACTION and builds its answer (kept

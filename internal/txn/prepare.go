@@ -109,26 +109,37 @@ func (s *Service) Prepare(ctx context.Context, m *message.Ext, producerGroup str
 		f.res, f.err = s.prepare(ctx, m, producerGroup, uniq, h, offs)
 
 		s.mu.Lock()
-		if head := s.inflight[h]; head == f {
-			if f.next == nil {
-				delete(s.inflight, h)
-			} else {
-				s.inflight[h] = f.next
-			}
-		} else {
-			for x := head; x != nil; x = x.next {
-				if x.next == f {
-					x.next = f.next
-					break
-				}
-			}
-		}
-		if f.done != nil {
-			close(f.done)
-		}
+		s.endFlightLocked(h, f)
 		s.mu.Unlock()
 		return f.res, f.err
 	}
+}
+
+// endFlightLocked removes flight f (of UNIQ_KEY hash h), whose outcome is
+// set, and wakes the duplicates waiting on it. mu held.
+func (s *Service) endFlightLocked(h uint64, f *prepFlight) {
+	if head := s.inflight[h]; head == f {
+		if f.next == nil {
+			delete(s.inflight, h)
+		} else {
+			s.inflight[h] = f.next
+		}
+	} else {
+		for x := head; x != nil; x = x.next {
+			if x.next == f {
+				x.next = f.next
+				break
+			}
+		}
+	}
+	if f.done != nil {
+		close(f.done)
+	}
+}
+
+// storeHalfFailed wraps the store's refusal of a half.
+func (s *Service) storeHalfFailed(err error) error {
+	return fmt.Errorf("txn: store half message: %w", err)
 }
 
 // scanHalfProps reads UNIQ_KEY and PGROUP of a half message and refuses
@@ -183,7 +194,7 @@ func (s *Service) prepare(ctx context.Context, m *message.Ext, group, uniq strin
 	half := s.newHalf(m, group, uniq)
 	res, err := s.store.Append(ctx, half)
 	if err != nil {
-		return PrepareResult{}, fmt.Errorf("txn: store half message: %w", err)
+		return PrepareResult{}, s.storeHalfFailed(err)
 	}
 	s.c.halfStored.Add(1)
 	// The store hook has applied the half before Append returned. If the

@@ -34,6 +34,15 @@ func (s State) String() string {
 }
 
 // MarshalText makes State a JSON string.
+// op is the op property of the op d record that ends a transaction in
+// state s.
+func (s State) op() string {
+	if s == StateCommitted {
+		return "commit"
+	}
+	return "rollback"
+}
+
 func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // UnmarshalText parses a State name.

@@ -22,6 +22,10 @@ import (
 type Log interface {
 	Append(ctx context.Context, m *message.Ext) (store.AppendResult, error)
 	AppendBatch(ctx context.Context, ms []*message.Ext) ([]store.AppendResult, error)
+	// AppendAsync and AppendBatchAsync complete on the store's committing
+	// goroutine (PrepareAsync, EndAsync).
+	AppendAsync(ctx context.Context, m *message.Ext, done func(store.AppendResult, error)) error
+	AppendBatchAsync(ctx context.Context, ms []*message.Ext, res []store.AppendResult, done func(error)) error
 	// ReadAt returns a copy of the record at a commit-log offset.
 	ReadAt(commitLogOffset int64) ([]byte, error)
 	// Flush makes everything appended so far durable.
