@@ -12,6 +12,8 @@
 # Every server listens on 127.0.0.1 on free ports (DTM binds all interfaces:
 # it has no listen-address setting; it is driven over 127.0.0.1 only), every
 # run is bounded by `timeout`, and everything started here is stopped on exit.
+# Each case starts on a quiet disk: the previous server's data is deleted
+# and the page cache written back before the next one starts.
 #
 # Usage: bench/compare.sh [results-dir]
 #   DUR=10s WARMUP=2s SIZE=1024 INFLIGHT=64 RATE=20000 bench/compare.sh
@@ -53,7 +55,17 @@ wait_port() { # host port timeout_s
 		sleep 0.02
 	done
 }
-stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+# stop PID: stops a server, then removes the stopped servers' data and
+# writes back whatever is still dirty, so that every case starts on a quiet
+# disk instead of paying for the previous case's writeback (deleted files'
+# dirty pages are dropped, not written).
+stop() {
+	kill "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+	rm -rf "$WORK/data"
+	mkdir -p "$WORK/data"
+	timeout 120 sync || true
+}
 
 # sample_rss PID FILE: every 200 ms, the largest RssAnon and RssFile so far.
 sample_rss() {

@@ -57,7 +57,11 @@ func (s *Service) HandleEndTransactionInline(c *remoting.Conn, req *remoting.Com
 	}
 	r.noTxID = true
 	err = s.EndAsync(c.Context(), &r, func(res EndResult, err error) {
-		c.FinishNoWait(req, s.endAnswer(c, req, res, err), nil)
+		resp := s.endAnswer(c, req, res, err)
+		// The END is over: nothing refers to req's frame or ext map
+		// any more.
+		req.MarkRecyclable()
+		c.FinishNoWait(req, resp, nil)
 	})
 	switch {
 	case err == nil:
