@@ -59,8 +59,17 @@ func TestRunModes(t *testing.T) {
 			func(t *testing.T, r *Result) {
 				wantAcked(t, r, 300)
 				wantTx(t, r)
-				if r.Tx.Committed != 300 || r.Tx.Delivered != 300 {
-					t.Errorf("committed %d delivered %d, want 300", r.Tx.Committed, r.Tx.Delivered)
+				if r.Tx.Committed != 300 || r.Tx.Delivered != 300 || !r.Tx.EndOneway {
+					t.Errorf("committed %d delivered %d (END oneway %v), want 300 with END oneway", r.Tx.Committed, r.Tx.Delivered, r.Tx.EndOneway)
+				}
+			}},
+		{"tx with END answered", Config{Mode: ModeTx, Topic: "BenchTxSync", Inflight: 8, Count: 200, CommitRatio: 0.7,
+			RollbackRatio: 0.3, EndSync: true},
+			func(t *testing.T, r *Result) {
+				wantAcked(t, r, 200)
+				wantTx(t, r)
+				if r.Tx.EndOneway || r.Tx.Committed+r.Tx.RolledBack != 200 || r.Tx.RolledBack == 0 {
+					t.Errorf("END oneway %v, committed %d, rolled back %d", r.Tx.EndOneway, r.Tx.Committed, r.Tx.RolledBack)
 				}
 			}},
 		{"tx mix with check-back", Config{Mode: ModeTx, Topic: "BenchTxMix", Inflight: 8, Count: 400, CommitRatio: 0.6,
