@@ -27,7 +27,8 @@ func (m *model) record(i int, r EndResult) {
 }
 
 // runScript drives a random interleaving of prepares, client ENDs (by
-// offset and by id), unknown answers, check rounds answered at random,
+// offset and by id; prepares and ENDs by offset through the asynchronous
+// forms or the synchronous ones, as the broker's inline path does), unknown answers, check rounds answered at random,
 // operator commit/rollback/resume, discards (CheckMax 2) and restarts,
 // then checks the invariants: at most one END applied per transaction,
 // exactly one visible copy for a committed one and none otherwise, and
@@ -67,7 +68,17 @@ func runScript(t *testing.T, ops []byte) {
 		switch op {
 		case 0, 1:
 			g := []string{"PG", "PG2"}[arg%2]
-			r := h.prepare(g, uniqID(len(m.res)))
+			var r PrepareResult
+			if arg&4 != 0 { // the broker's inline path: async, else sync
+				var err error
+				if r, err = h.prepareAsync(g, uniqID(len(m.res))); errors.Is(err, ErrSlowPath) {
+					r = h.prepare(g, uniqID(len(m.res)))
+				} else if err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				r = h.prepare(g, uniqID(len(m.res)))
+			}
 			m.res = append(m.res, r)
 			m.group = append(m.group, g)
 			m.applied = append(m.applied, 0)
@@ -75,7 +86,17 @@ func runScript(t *testing.T, ops []byte) {
 		case 2:
 			if i := pick(arg); i >= 0 {
 				res := []Resolution{ResolutionCommit, ResolutionRollback}[arg/16%2]
-				r, err := h.endOff(m.group[i], m.res[i], res)
+				var (
+					r   EndResult
+					err error
+				)
+				if arg&32 != 0 { // the broker's inline path: async, else sync
+					if r, err = h.endAsync(endReq(m.group[i], m.res[i], res)); errors.Is(err, ErrSlowPath) {
+						r, err = h.endOff(m.group[i], m.res[i], res)
+					}
+				} else {
+					r, err = h.endOff(m.group[i], m.res[i], res)
+				}
 				ends(i, r, err)
 			}
 		case 3:
