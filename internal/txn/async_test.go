@@ -3,9 +3,7 @@ package txn
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
-	"time"
 )
 
 // prepareAsync runs PrepareAsync and waits for its completion.
@@ -123,49 +121,37 @@ func TestAsyncPathsMatchSync(t *testing.T) {
 	}
 }
 
-// TestPrepareAsyncDuplicateWaits: a synchronous Prepare of the same
-// transaction while the asynchronous one is appending waits for it and
-// answers its result (one half stored).
-func TestPrepareAsyncDuplicateWaits(t *testing.T) {
+// TestPrepareAsyncThenSyncDuplicate: a synchronous Prepare of the same
+// transaction issued right after the asynchronous one (usually while its
+// append is still in flight, so it waits on the flight; otherwise it finds
+// the pending half) answers the first half's result, and each transaction
+// stores one half.
+func TestPrepareAsyncThenSyncDuplicate(t *testing.T) {
 	h := newHarness(t, nil)
 	const n = 30
-	var wg sync.WaitGroup
 	for i := range n {
 		uniq := uniqID(i)
 		first := make(chan PrepareResult, 1)
-		release := make(chan struct{})
 		err := h.svc.PrepareAsync(context.Background(), halfMsg("TopicA", 1, uniq, "b"), "PG",
 			func(r PrepareResult, err error) {
 				if err != nil {
 					t.Error(err)
 				}
-				<-release // hold the completion: the duplicate must wait
 				first <- r
 			})
 		if err != nil {
 			t.Fatal(err)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			dup := make(chan PrepareResult, 1)
-			go func() {
-				r, err := h.svc.Prepare(context.Background(), halfMsg("TopicA", 1, uniq, "b"), "PG")
-				if err != nil {
-					t.Error(err)
-				}
-				dup <- r
-			}()
-			time.Sleep(time.Millisecond)
-			close(release)
-			r1, r2 := <-first, <-dup
-			if !r2.Duplicate || r2.Append.CommitLogOffset != r1.Append.CommitLogOffset {
-				t.Errorf("%s: duplicate %+v, first %+v", uniq, r2, r1)
-			}
-		}()
-		wg.Wait()
+		r2, err := h.svc.Prepare(context.Background(), halfMsg("TopicA", 1, uniq, "b"), "PG")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r1 := <-first
+		if r1.Duplicate || !r2.Duplicate || r2.Append.CommitLogOffset != r1.Append.CommitLogOffset {
+			t.Fatalf("%s: first %+v, duplicate %+v", uniq, r1, r2)
+		}
 	}
-	if st := h.svc.Stats(); st.HalfStored != n || h.pendingN() != n {
+	if st := h.svc.Stats(); st.HalfStored != n || st.DuplicateHalves != n || h.pendingN() != n {
 		t.Fatalf("stats %+v, pending %d", st, h.pendingN())
 	}
 }
