@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/txmq/txmq/internal/lifecycle"
+
 	"github.com/txmq/txmq/internal/message"
 	"github.com/txmq/txmq/internal/remoting"
 )
@@ -386,25 +388,18 @@ func (r *runner) startOffsets(ctx context.Context) ([]int64, error) {
 }
 
 func (r *runner) heartbeatLoop(ctx context.Context) {
-	t := time.NewTicker(20 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			for _, b := range r.cl.brokers {
-				if b.onDial == nil {
-					continue
-				}
-				for _, c := range b.live() {
-					if err := producerHeartbeat(ctx, c, r.id, r.cfg.Group); err != nil {
-						r.noteErr("heartbeat: "+err.Error(), 0)
-					}
+	lifecycle.Every(ctx, 20*time.Second, func() {
+		for _, b := range r.cl.brokers {
+			if b.onDial == nil {
+				continue
+			}
+			for _, c := range b.live() {
+				if err := producerHeartbeat(ctx, c, r.id, r.cfg.Group); err != nil {
+					r.noteErr("heartbeat: "+err.Error(), 0)
 				}
 			}
 		}
-	}
+	})
 }
 
 func sortedKinds(m map[string]int64) []string {

@@ -94,15 +94,8 @@ func DecodeFrame(frame []byte, maxFrameSize int) (*Command, error) {
 // ends inside a frame gives io.ErrUnexpectedEOF. Errors from r are returned
 // as they are; decoding errors wrap ErrFrameTooLarge or ErrMalformedFrame.
 func ReadFrame(r *bufio.Reader, maxFrameSize int) (*Command, error) {
-	p, err := r.Peek(lengthFieldSize)
+	n, err := peekFrameLength(r, maxFrameSize)
 	if err != nil {
-		if len(p) > 0 && err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, err
-	}
-	n := binary.BigEndian.Uint32(p)
-	if err := checkFrameLength(n, maxFrameSize); err != nil {
 		return nil, err
 	}
 	if _, err := r.Discard(lengthFieldSize); err != nil {
@@ -115,6 +108,21 @@ func ReadFrame(r *bufio.Reader, maxFrameSize int) (*Command, error) {
 	return decodeFrameContent(buf)
 }
 
+// peekFrameLength peeks at the next frame's length prefix and checks it
+// against maxFrameSize, consuming nothing: io.EOF at a clean end of stream,
+// io.ErrUnexpectedEOF inside a prefix.
+func peekFrameLength(r *bufio.Reader, maxFrameSize int) (uint32, error) {
+	p, err := r.Peek(lengthFieldSize)
+	if err != nil {
+		if len(p) > 0 && err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, err
+	}
+	n := binary.BigEndian.Uint32(p)
+	return n, checkFrameLength(n, maxFrameSize)
+}
+
 // readFramePooled is ReadFrame for a connection's read loop: a frame of up
 // to maxPooledFrame bytes is read into a buffer from framePool. A frame
 // without a body gives its buffer back at once (the decoded header is a
@@ -122,15 +130,8 @@ func ReadFrame(r *bufio.Reader, maxFrameSize int) (*Command, error) {
 // and Command.recycle returns it to the pool (see Command.MarkRecyclable).
 // Larger frames are read as ReadFrame reads them.
 func readFramePooled(r *bufio.Reader, maxFrameSize int) (*Command, error) {
-	p, err := r.Peek(lengthFieldSize)
+	n, err := peekFrameLength(r, maxFrameSize)
 	if err != nil {
-		if len(p) > 0 && err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, err
-	}
-	n := binary.BigEndian.Uint32(p)
-	if err := checkFrameLength(n, maxFrameSize); err != nil {
 		return nil, err
 	}
 	if n > maxPooledFrame {

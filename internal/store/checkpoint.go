@@ -99,16 +99,9 @@ func (s *Store) checkpoint() error {
 
 // checkpointLoop advances the checkpoint every CheckpointInterval.
 func (s *Store) checkpointLoop() {
-	t := s.newTicker(s.cfg.CheckpointInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.bgCtx.Done():
-			return
-		case <-t.C:
-			if err := s.checkpoint(); err != nil {
-				s.log.Warn("store: checkpoint failed", "err", err)
-			}
+	s.every(s.cfg.CheckpointInterval, func() {
+		if err := s.checkpoint(); err != nil {
+			s.log.Warn("store: checkpoint failed", "err", err)
 		}
-	}
+	})
 }

@@ -48,16 +48,9 @@ func (s *Store) syncTo(target int64) error {
 // flushLoop is the AsyncFlush flusher: it fsyncs what was written every
 // FlushInterval.
 func (s *Store) flushLoop() {
-	t := s.newTicker(s.cfg.FlushInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.bgCtx.Done():
-			return
-		case <-t.C:
-			_ = s.syncTo(s.written.Load()) // a failure is sticky and logged
-		}
-	}
+	s.every(s.cfg.FlushInterval, func() {
+		_ = s.syncTo(s.written.Load()) // a failure is sticky and logged
+	})
 }
 
 // spanLocked returns the mapped bytes [off, off+n) of one segment.

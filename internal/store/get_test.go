@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/txmq/txmq/internal/testutil/testkit"
+
 	"github.com/txmq/txmq/internal/message"
 )
 
@@ -129,7 +131,7 @@ func TestStoreReadAtBadOffsets(t *testing.T) {
 }
 
 func TestStoreOffsetByTime(t *testing.T) {
-	clk := &fakeClock{now: time.UnixMilli(1_700_000_000_000)}
+	clk := testkit.NewClock(time.UnixMilli(1_700_000_000_000))
 	cfg := testConfig(t, t.TempDir())
 	cfg.Now = clk.Now
 	s := openStore(t, cfg)
@@ -184,7 +186,7 @@ func collidingKeys(t *testing.T, topic string) (string, string) {
 }
 
 func TestStoreQueryByKey(t *testing.T) {
-	clk := &fakeClock{now: time.UnixMilli(1_700_000_000_000)}
+	clk := testkit.NewClock(time.UnixMilli(1_700_000_000_000))
 	cfg := testConfig(t, t.TempDir())
 	cfg.Now = clk.Now
 	s := openStore(t, cfg)

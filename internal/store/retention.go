@@ -10,18 +10,11 @@ import (
 
 // cleanLoop runs a retention round every CleanInterval.
 func (s *Store) cleanLoop() {
-	t := s.newTicker(s.cfg.CleanInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.bgCtx.Done():
-			return
-		case <-t.C:
-			if _, err := s.clean(s.cfg.Now()); err != nil {
-				s.log.Warn("store: retention round failed", "err", err)
-			}
+	s.every(s.cfg.CleanInterval, func() {
+		if _, err := s.clean(s.cfg.Now()); err != nil {
+			s.log.Warn("store: retention round failed", "err", err)
 		}
-	}
+	})
 }
 
 // clean runs one retention round as of now (RocketMQ CleanCommitLogService):

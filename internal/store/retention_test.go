@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/txmq/txmq/internal/testutil/testkit"
+
 	"github.com/txmq/txmq/internal/message"
 )
 
@@ -28,7 +30,7 @@ func TestStoreRetention(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			clk := &fakeClock{now: day}
+			clk := testkit.NewClock(day)
 			var usage atomic.Value
 			usage.Store(10.0)
 			cfg := testConfig(t, t.TempDir())

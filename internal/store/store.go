@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/txmq/txmq/internal/lifecycle"
+
 	"github.com/txmq/txmq/internal/message"
 	"github.com/txmq/txmq/internal/store/consumequeue"
 	"github.com/txmq/txmq/internal/store/index"
@@ -178,7 +180,9 @@ func (s *Store) goFunc(f func()) {
 	}()
 }
 
-func (s *Store) newTicker(d time.Duration) *time.Ticker { return time.NewTicker(d) }
+// every calls f every d until the store closes: the body of the store's
+// periodic loops (flush, checkpoint, retention, trim).
+func (s *Store) every(d time.Duration, f func()) { lifecycle.Every(s.bgCtx, d, f) }
 
 // Close stops accepting appends, completes those already accepted, stops
 // the background goroutines, makes everything durable, writes the

@@ -43,16 +43,7 @@ func (s *Store) trimLoop() {
 	case s.cfg.trimInterval > 0:
 		d = s.cfg.trimInterval
 	}
-	t := s.newTicker(d)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.bgCtx.Done():
-			return
-		case <-t.C:
-			s.trimMappings()
-		}
-	}
+	s.every(d, s.trimMappings)
 }
 
 // trimMappings releases resident pages of the commit log, consume queues

@@ -10,28 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/txmq/txmq/internal/testutil/testkit"
+
 	"github.com/txmq/txmq/internal/remoting"
 )
-
-// fakeClock is an injectable clock.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1_700_000_000, 0)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // testLogger sends logs to t.Log, and drops them once the test is over.
 func testLogger(t *testing.T) *slog.Logger {
@@ -64,7 +46,7 @@ type env struct {
 	t     *testing.T
 	m     *Manager
 	srv   *remoting.Server
-	clock *fakeClock
+	clock *testkit.Clock
 	log   *slog.Logger
 
 	mu        sync.Mutex
@@ -74,7 +56,7 @@ type env struct {
 
 func newEnv(t *testing.T, mutate func(*Config)) *env {
 	t.Helper()
-	e := &env{t: t, clock: newFakeClock(), log: testLogger(t)}
+	e := &env{t: t, clock: testkit.NewClock(time.Unix(1_700_000_000, 0)), log: testLogger(t)}
 	cfg := Config{
 		Logger: e.log,
 		Now:    e.clock.Now,

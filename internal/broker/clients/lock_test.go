@@ -4,10 +4,12 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/txmq/txmq/internal/testutil/testkit"
 )
 
 func TestClientsQueueLocks(t *testing.T) {
-	clock := newFakeClock()
+	clock := testkit.NewClock(time.Unix(1_700_000_000, 0))
 	m := NewManager(Config{Now: clock.Now, Logger: testLogger(t)})
 	q := func(ids ...int32) []queueKey {
 		var out []queueKey
@@ -42,7 +44,7 @@ func TestClientsQueueLocks(t *testing.T) {
 		{name: "scan forgets expired", advance: 61 * time.Second, op: "scan", held: map[string][]int32{}},
 	}
 	for _, s := range steps {
-		clock.Advance(s.advance)
+		clock.Add(s.advance)
 		switch s.op {
 		case "lock":
 			got := m.tryLock("CG", s.client, q(s.queues...))
@@ -93,9 +95,9 @@ func TestClientsLocksReleasedOnExpiryAndLeave(t *testing.T) {
 	}
 	// Expiry of the client releases the rest. The lease (60 s) is renewed
 	// so that only the drop can explain the release.
-	e.clock.Advance(100 * time.Second)
+	e.clock.Add(100 * time.Second)
 	e.m.tryLock("CG2", "a", []queueKey{{"T", "broker-a", 0}})
-	e.clock.Advance(21 * time.Second)
+	e.clock.Add(21 * time.Second)
 	e.m.scan()
 	if e.m.IsLocked("CG2", "T", "broker-a", 0, "a") {
 		t.Error("expired client kept its lock")
@@ -106,7 +108,7 @@ func TestClientsLocksReleasedOnExpiryAndLeave(t *testing.T) {
 // already held) that omits a held queue of the same broker releases it; a
 // single-queue lock never does.
 func TestClientsLockAllReleasesOmitted(t *testing.T) {
-	clock := newFakeClock()
+	clock := testkit.NewClock(time.Unix(1_700_000_000, 0))
 	m := NewManager(Config{Now: clock.Now, Logger: testLogger(t)})
 	q := func(broker string, id int32) queueKey { return queueKey{Topic: "T", BrokerName: broker, QueueID: id} }
 	if got := m.tryLock("G", "a", []queueKey{q("b", 0), q("b", 1), q("b", 2), q("c", 0)}); len(got) != 4 {

@@ -1,6 +1,6 @@
 // Package testkit holds test helpers that must not import the broker: the
-// in-package tests of the services the broker is built from (txn,
-// schedule) use them, which internal/testutil (it imports the broker)
+// in-package tests of the packages the broker is built from (store,
+// txn, schedule, broker/clients) use them, which internal/testutil (it imports the broker)
 // cannot serve without an import cycle.
 package testkit
 
