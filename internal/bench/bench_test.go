@@ -178,3 +178,45 @@ func TestStamp(t *testing.T) {
 		t.Error("short body read as stamped")
 	}
 }
+
+// TestClaimPacing checks where latency counts from under --rate: from the
+// wake-up of a sender that slept for its tick (however late the timer),
+// from that same wake-up for the rest of the tick when the sender was not
+// held by the window, and from the tick itself when it was held or when
+// the tick is not the one it woke for.
+func TestClaimPacing(t *testing.T) {
+	ctx := context.Background()
+	r := &runner{cfg: Config{Rate: 100_000}} // 100 messages per 1 ms tick
+	r.startNs = time.Now().Add(3 * time.Millisecond).UnixNano()
+	var p pacer
+
+	seq, n, t0, ok := r.claim(ctx, &p, false, 1)
+	if !ok || seq != 0 || n != 1 {
+		t.Fatalf("first claim: seq %d n %d ok %v", seq, n, ok)
+	}
+	if t0 < r.startNs || t0 != p.woke || p.due != r.startNs {
+		t.Fatalf("slept for the tick: t0 %d, due %d, pacer %+v", t0, r.startNs, p)
+	}
+	if _, _, t1, _ := r.claim(ctx, &p, false, 1); t1 != p.woke {
+		t.Errorf("rest of the tick, not held: counts from %d, want the wake-up %d", t1, p.woke)
+	}
+	if _, _, t2, _ := r.claim(ctx, &p, true, 1); t2 != r.startNs {
+		t.Errorf("rest of the tick, held by the window: counts from %d, want the tick %d", t2, r.startNs)
+	}
+
+	// A tick already past that this sender did not wake for counts from
+	// its due time even when not held.
+	r2 := &runner{cfg: Config{Rate: 1000}} // one message per tick
+	r2.startNs = time.Now().Add(-10 * time.Millisecond).UnixNano()
+	var p2 pacer
+	if _, _, t3, _ := r2.claim(ctx, &p2, false, 1); t3 != r2.startNs {
+		t.Errorf("past tick: counts from %d, want its due time %d", t3, r2.startNs)
+	}
+
+	// Without a rate, latency counts from the claim.
+	r3 := &runner{}
+	before := time.Now().UnixNano()
+	if _, _, t4, _ := r3.claim(ctx, &pacer{}, false, 1); t4 < before {
+		t.Errorf("unpaced: counts from %d, before the claim at %d", t4, before)
+	}
+}

@@ -72,6 +72,9 @@ type Config struct {
 
 	Interval time.Duration // report interval; default 1s
 	Out      io.Writer     // per-interval lines; nil: none
+	// GC describes the load generator's garbage-collector setting for the
+	// summary (TuneGC's answer); empty: not reported.
+	GC string
 	// InProcessBroker marks the CPU figure as including a broker running
 	// in the same process (tests).
 	InProcessBroker bool

@@ -154,8 +154,12 @@ func (r *runner) pick(seq int64) target {
 }
 
 func (r *runner) syncSender(ctx context.Context, s *sendSlot, i int) {
+	// A synchronous sender finds its next tick already due only when all
+	// the senders were waiting for responses (it claims the next unclaimed
+	// tick, and idle senders claim ahead): held.
+	var p pacer
 	for {
-		seq, n, t0, ok := r.claim(ctx, r.cfg.Batch)
+		seq, n, t0, ok := r.claim(ctx, &p, true, r.cfg.Batch)
 		if !ok {
 			return
 		}
@@ -176,14 +180,21 @@ func (r *runner) syncSender(ctx context.Context, s *sendSlot, i int) {
 }
 
 func (r *runner) asyncSubmitter(ctx context.Context, free chan *sendSlot, j int) {
+	var p pacer
 	for {
 		var s *sendSlot
+		held := false
 		select {
 		case s = <-free:
-		case <-ctx.Done():
-			return
+		default:
+			held = true // the window is full: wait for a response
+			select {
+			case s = <-free:
+			case <-ctx.Done():
+				return
+			}
 		}
-		seq, n, t0, ok := r.claim(ctx, r.cfg.Batch)
+		seq, n, t0, ok := r.claim(ctx, &p, held, r.cfg.Batch)
 		if !ok {
 			free <- s
 			return

@@ -77,7 +77,8 @@ type Result struct {
 	RecvPerSec  float64          `json:"received_per_s,omitempty"`
 	E2E         *Latency         `json:"e2e_ms,omitempty"` // send (tx: commit) to delivery
 	Tx          *TxResult        `json:"tx,omitempty"`
-	CPU         CPUUsage         `json:"cpu"` // of the load generator's process
+	CPU         CPUUsage         `json:"cpu"`          // of the load generator's process
+	GC          string           `json:"gc,omitempty"` // the load generator's GC setting
 	Interrupted bool             `json:"interrupted,omitempty"`
 }
 
@@ -253,7 +254,7 @@ func (p *reporter) result(load time.Duration, cpu CPUUsage) *Result {
 	}
 	res := &Result{
 		Mode: string(cfg.Mode), Topic: cfg.Topic, Size: cfg.Size, Inflight: cfg.Inflight, Batch: cfg.Batch,
-		Async: cfg.Async, Conns: cfg.Conns, Rate: cfg.Rate, Header: "json", DurationSec: secs,
+		Async: cfg.Async, Conns: cfg.Conns, Rate: cfg.Rate, Header: "json", DurationSec: secs, GC: cfg.GC,
 		Sent: r.sent.Load(), Acked: r.acked.Load(), Errors: r.errs.Load(), CPU: cpu,
 	}
 	if cfg.Binary {
@@ -371,6 +372,9 @@ func (p *reporter) printSummary(res *Result) {
 	if res.CPU.InProcessBroker {
 		note = " (includes the in-process broker)"
 	}
-	fmt.Fprintf(w, "load generator CPU: user %.2f s + sys %.2f s = %.0f%% of one core over the run (%d cores)%s\n",
-		res.CPU.UserSec, res.CPU.SysSec, res.CPU.Percent, res.CPU.Cores, note)
+	fmt.Fprintf(w, "load generator CPU: user %.2f s + sys %.2f s = %.0f%% of one core over the run (%d cores)%s; %d GC cycles\n",
+		res.CPU.UserSec, res.CPU.SysSec, res.CPU.Percent, res.CPU.Cores, note, res.CPU.GCCycles)
+	if res.GC != "" {
+		fmt.Fprintf(w, "load generator GC: %s\n", res.GC)
+	}
 }

@@ -133,8 +133,9 @@ func (r *runner) txWorker(ctx context.Context, s *sendSlot, i int) {
 	if cfg.CheckImmunity > 0 {
 		immunity = strconv.Itoa(cfg.CheckImmunity)
 	}
+	var p pacer
 	for {
-		seq, _, t0, ok := r.claim(ctx, 1)
+		seq, _, t0, ok := r.claim(ctx, &p, true, 1)
 		if !ok {
 			return
 		}

@@ -78,6 +78,7 @@ the summary as JSON on stdout, the interval lines on stderr). ` + noteCPU,
 				}
 				defer pprof.StopCPUProfile()
 			}
+			cfg.GC = bench.TuneGC()
 			res, err := bench.Run(c.Context(), cfg)
 			if err != nil {
 				return err

@@ -99,9 +99,12 @@ func (c *Client) Invoke(ctx context.Context, req *Command) (*Command, error) {
 	return c.conn.Invoke(ctx, req)
 }
 
-// InvokeAsync sends req and calls cb once, on its own goroutine, with the
-// response or an error (ctx done, connection closed). If it returns an
-// error, cb is not called.
+// InvokeAsync sends req and calls cb once with the response or an error
+// (ctx done, connection closed). cb runs on the connection's read goroutine
+// (or on the goroutine that saw ctx done) and must not block: in
+// particular it must not Invoke on this connection, whose response the
+// read goroutine could then never read. If it returns an error, cb is not
+// called.
 func (c *Client) InvokeAsync(ctx context.Context, req *Command, cb func(*Command, error)) error {
 	return c.conn.InvokeAsync(ctx, req, cb)
 }

@@ -330,8 +330,12 @@ func (c *Conn) Invoke(ctx context.Context, req *Command) (*Command, error) {
 }
 
 // InvokeAsync sends req and calls cb once with its response, or with an
-// error when ctx is done or the connection closes first. cb runs on its own
-// goroutine. If InvokeAsync returns an error, req was not sent and cb is not
+// error when ctx is done or the connection closes first. cb runs on the
+// goroutine that completes the call: the read goroutine for a response or
+// a closed connection, ctx's watcher for ctx done. It must not block (a
+// response-path callback that waits holds up every other response of the
+// connection); starting a goroutine per response cost a hand-off per
+// call. If InvokeAsync returns an error, req was not sent and cb is not
 // called.
 func (c *Conn) InvokeAsync(ctx context.Context, req *Command, cb func(*Command, error)) error {
 	cl := &call{cb: func(resp *Command, err error) {
@@ -425,9 +429,7 @@ func (c *Conn) deliver(cl *call, cmd *Command, err error) {
 	if cl.stop != nil {
 		cl.stop()
 	}
-	if !c.ep.tr.Go(func() { cl.cb(cmd, err) }) {
-		cl.cb(cmd, err) // shutting down: run it here
-	}
+	cl.cb(cmd, err)
 }
 
 // failPending fails every pending call; later calls fail at once.

@@ -41,7 +41,8 @@
 // # Threading model
 //
 // Each connection (Conn) has a read goroutine and a write goroutine. The
-// read goroutine decodes frames; a response completes its pending call, and a
+// read goroutine decodes frames; a response completes its pending call
+// (waking its Invoke, or running its InvokeAsync callback right there), and a
 // request runs the handler registered for its code on a goroutine of its
 // own, because handlers block (synchronous flush, long polling) and one
 // client connection multiplexes many producers and consumers. A Server
