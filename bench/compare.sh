@@ -13,7 +13,10 @@
 # it has no listen-address setting; it is driven over 127.0.0.1 only), every
 # run is bounded by `timeout`, and everything started here is stopped on exit.
 # Each case starts on a quiet disk: the previous server's data is deleted
-# and the page cache written back before the next one starts.
+# and the page cache written back before the next one starts. Every load
+# generator (txmq bench, jsbench, dtmbench) runs with the same garbage
+# collector setting, GOGC=off GOMEMLIMIT=128MiB (txmq bench's own default),
+# so that none of them charges its own collections to the server it times.
 #
 # Usage: bench/compare.sh [results-dir]
 #   DUR=10s WARMUP=2s SIZE=1024 INFLIGHT=64 RATE=20000 bench/compare.sh
@@ -150,7 +153,9 @@ start_txmq() {
 	STARTUP_MS=$(sed -n 's/.*txmq ready.*startup=\([0-9.]*\)ms.*/\1/p' "$log" | head -1)
 	NS=127.0.0.1:$np
 }
-TXB=("$BIN/txmq" bench)
+# The load generators' GC setting (see the header); the servers keep theirs.
+GEN_ENV=(env GOGC=off GOMEMLIMIT=128MiB)
+TXB=("${GEN_ENV[@]}" "$BIN/txmq" bench)
 COMMON=(-s "$SIZE" -w "$INFLIGHT" --warmup "$WARMUP" --json)
 
 log "txmq: idle RSS and readiness"
@@ -220,15 +225,15 @@ start_nats() {
 }
 log "NATS JetStream: acknowledged publishes, sync_interval: always"
 start_nats always
-measure js-send-always "$NATS_PID" "$BIN/jsbench" -url "$NATS_URL" -size "$SIZE" -inflight "$INFLIGHT" -duration "$DUR" -warmup "$WARMUP" -json
+measure js-send-always "$NATS_PID" "${GEN_ENV[@]}" "$BIN/jsbench" -url "$NATS_URL" -size "$SIZE" -inflight "$INFLIGHT" -duration "$DUR" -warmup "$WARMUP" -json
 stop "$NATS_PID"
 log "NATS JetStream: acknowledged publishes, sync_interval: 500ms (txmq ASYNC_FLUSH's flush interval)"
 start_nats 500ms
-measure js-send-500ms "$NATS_PID" "$BIN/jsbench" -url "$NATS_URL" -size "$SIZE" -inflight "$INFLIGHT" -duration "$DUR" -warmup "$WARMUP" -json
+measure js-send-500ms "$NATS_PID" "${GEN_ENV[@]}" "$BIN/jsbench" -url "$NATS_URL" -size "$SIZE" -inflight "$INFLIGHT" -duration "$DUR" -warmup "$WARMUP" -json
 stop "$NATS_PID"
 log "NATS JetStream: acknowledged publishes, default sync interval"
 start_nats ""
-measure js-send-default "$NATS_PID" "$BIN/jsbench" -url "$NATS_URL" -size "$SIZE" -inflight "$INFLIGHT" -duration "$DUR" -warmup "$WARMUP" -json
+measure js-send-default "$NATS_PID" "${GEN_ENV[@]}" "$BIN/jsbench" -url "$NATS_URL" -size "$SIZE" -inflight "$INFLIGHT" -duration "$DUR" -warmup "$WARMUP" -json
 stop "$NATS_PID"
 
 log "DTM: two-phase messages (Prepare, empty local step, Submit, HTTP branch delivery)"
@@ -240,7 +245,7 @@ mkdir -p "$dtmdir"
 DTM_PID=$!
 PIDS+=("$DTM_PID")
 wait_port 127.0.0.1 "$(echo "$ports" | sed -n 1p)" 20
-measure dtm-msg "$DTM_PID" "$BIN/dtmbench" -dtm "http://127.0.0.1:$(echo "$ports" | sed -n 1p)/api/dtmsvr" \
+measure dtm-msg "$DTM_PID" "${GEN_ENV[@]}" "$BIN/dtmbench" -dtm "http://127.0.0.1:$(echo "$ports" | sed -n 1p)/api/dtmsvr" \
 	-size "$SIZE" -inflight "$INFLIGHT" -duration "$DUR" -json
 stop "$DTM_PID"
 
