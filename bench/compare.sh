@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Side-by-side comparison of txmq with its peers on this machine, in one go:
-#   txmq plain acknowledged sends (SYNC_FLUSH and ASYNC_FLUSH) and consume,
+#   txmq plain acknowledged sends (SYNC_FLUSH and ASYNC_FLUSH; synchronous
+#     senders, and an asynchronous window for ASYNC_FLUSH) and consume,
 #   txmq full transactions (half + empty local step + commit + delivery),
 #   NATS JetStream acknowledged publishes (nats-server v2.15.2, file storage,
-#     sync_interval: always, and the default periodic sync),
+#     sync_interval: always, 500ms (also with PublishAsync) and the default),
 #   DTM v1.19.0 two-phase messages (embedded BoltDB store, HTTP branch),
 # with the same message size and concurrency, then a table of ratios
 # txmq/peer and the other targets (end-to-end p99 at 20,000 msg/s,
@@ -180,6 +181,11 @@ acked=$("$BIN/cmptable" field "$OUT/txmq-send-async.json" acked 2>/dev/null || e
 measure txmq-consume "$TXMQ_PID" "${TXB[@]}" consumer -n "$NS" -t Bench --from earliest -c "${acked%.*}" -d 60s -s "$SIZE" -w "$INFLIGHT" --json
 stop "$TXMQ_PID"
 
+log "txmq: plain sends with an asynchronous window (one submitter, --async), ASYNC_FLUSH"
+start_txmq ASYNC_FLUSH
+measure txmq-send-async-window "$TXMQ_PID" "${TXB[@]}" producer -n "$NS" -t Bench -d "$DUR" --async "${COMMON[@]}"
+stop "$TXMQ_PID"
+
 log "txmq: plain sends consumed in the same run (like a transaction's delivery), ASYNC_FLUSH"
 start_txmq ASYNC_FLUSH
 measure txmq-send-consume-async "$TXMQ_PID" "${TXB[@]}" producer -n "$NS" -t BenchSC -d "$DUR" --e2e "${COMMON[@]}"
@@ -230,6 +236,10 @@ stop "$NATS_PID"
 log "NATS JetStream: acknowledged publishes, sync_interval: 500ms (txmq ASYNC_FLUSH's flush interval)"
 start_nats 500ms
 measure js-send-500ms "$NATS_PID" "${GEN_ENV[@]}" "$BIN/jsbench" -url "$NATS_URL" -size "$SIZE" -inflight "$INFLIGHT" -duration "$DUR" -warmup "$WARMUP" -json
+stop "$NATS_PID"
+log "NATS JetStream: asynchronous publishes (PublishAsync, window of INFLIGHT acks), sync_interval: 500ms"
+start_nats 500ms
+measure js-send-500ms-async "$NATS_PID" "${GEN_ENV[@]}" "$BIN/jsbench" -url "$NATS_URL" -size "$SIZE" -inflight "$INFLIGHT" -duration "$DUR" -warmup "$WARMUP" -async -json
 stop "$NATS_PID"
 log "NATS JetStream: acknowledged publishes, default sync interval"
 start_nats ""

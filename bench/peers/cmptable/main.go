@@ -40,6 +40,8 @@ func main() {
 		{"js-send-always", "JetStream publish (acked)", "sync_interval: always (fsync per write before the ack)"},
 		{"txmq-send-async", "txmq send (acked)", "ASYNC_FLUSH: fsync every 500 ms"},
 		{"js-send-500ms", "JetStream publish (acked)", "sync_interval: 500ms (fsync every 500 ms)"},
+		{"txmq-send-async-window", "txmq send, async window", "ASYNC_FLUSH: fsync every 500 ms"},
+		{"js-send-500ms-async", "JetStream PublishAsync", "sync_interval: 500ms (fsync every 500 ms)"},
 		{"js-send-default", "JetStream publish (acked)", "default sync_interval (fsync every 2 min)"},
 		{"txmq-consume", "txmq consume (pull)", "backlog of the ASYNC_FLUSH run (latency = its age)"},
 		{"txmq-send-consume-async", "txmq send+consume", "ASYNC_FLUSH, consumed in the same run"},
@@ -109,6 +111,7 @@ func main() {
 	}{
 		{"txmq send / JetStream publish, fsync before ack", "txmq-send-sync", "js-send-always", false, false, 1.5, ""},
 		{"txmq send / JetStream publish, fsync every 500 ms", "txmq-send-async", "js-send-500ms", false, false, 1.5, ""},
+		{"same, both with an asynchronous window of in-flight", "txmq-send-async-window", "js-send-500ms-async", false, false, 1.5, ""},
 		{"txmq send (500 ms) / JetStream publish (2 min)", "txmq-send-async", "js-send-default", false, false, 0, "weaker durability on the peer's side"},
 		{"txmq transactions / txmq sends, SYNC_FLUSH", "txmq-tx-sync", "txmq-send-sync", true, false, 0.5, ""},
 		{"txmq transactions / txmq sends, ASYNC_FLUSH", "txmq-tx-async", "txmq-send-async", true, false, 0.5, ""},
