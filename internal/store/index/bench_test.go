@@ -81,5 +81,35 @@ func BenchmarkIndexAddSlots(b *testing.B) {
 				}
 			}
 		})
+		// The indexer adds a run of records' keys at once (AddBatch).
+		b.Run(strconv.Itoa(slots)+"-batch32", func(b *testing.B) {
+			x, err := Open(b.TempDir(), Options{SlotsPerFile: slots, EntriesPerFile: 20_000_000})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer x.Close()
+			es := make([]Entry, 32)
+			off := int64(0)
+			fill := func(i int) {
+				for j := range es {
+					es[j] = Entry{Key: keys[(i+j)&(1<<20-1)], CommitLogOffset: off, StoreTimestamp: t0 + off}
+					off += 256
+				}
+			}
+			for i := 0; i < len(keys); i += len(es) {
+				fill(i)
+				if _, err := x.AddBatch(es); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i += len(es) {
+				fill(i)
+				if _, err := x.AddBatch(es); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -265,19 +265,54 @@ func (x *Index) AddBatch(es []Entry) (int, error) {
 	if x.closed.Load() {
 		return 0, fmt.Errorf("index add: %w", ErrClosed)
 	}
+	var hs [prefetchRun]uint32
 	for i := range es {
 		e := &es[i]
+		if k := i % prefetchRun; k == 0 {
+			x.prefetchSlots(es[i:min(i+prefetchRun, len(es))], hs[:])
+		}
 		if e.Key == "" {
 			return i, fmt.Errorf("index add at %d: %w", e.CommitLogOffset, ErrInvalidKey)
 		}
 		if e.CommitLogOffset < 0 {
 			return i, fmt.Errorf("index add at %d: %w", e.CommitLogOffset, ErrInvalidOffset)
 		}
-		if err := x.addLocked(hash(e.Key), e.CommitLogOffset, e.StoreTimestamp); err != nil {
+		if err := x.addLocked(hs[i%prefetchRun], e.CommitLogOffset, e.StoreTimestamp); err != nil {
 			return i, err
 		}
 	}
 	return len(es), nil
+}
+
+// prefetchRun is how many keys AddBatch hashes and prefetches at a time.
+const prefetchRun = 32
+
+// prefetchSink keeps prefetchSlots' loads from being optimised away.
+var prefetchSink atomic.Uint32
+
+// prefetchSlots hashes the keys of es into hs and reads each one's hash
+// slot in the newest file before any of them is added. The slot table
+// (20 MB with RocketMQ's 5M slots) is read at random, so nearly every add
+// misses the caches; independent loads issued back to back overlap their
+// misses, where each add would otherwise wait for its own. x.mu is held.
+func (x *Index) prefetchSlots(es []Entry, hs []uint32) {
+	var f *indexFile
+	if files := *x.files.Load(); len(files) > 0 {
+		f = files[len(files)-1]
+	}
+	for j := range es {
+		hs[j] = hash(es[j].Key)
+	}
+	if f == nil {
+		return
+	}
+	var sum uint32
+	f.rw.RLock()
+	for j := range es {
+		sum += f.u32(f.slotOff(int64(hs[j] % uint32(f.slots))))
+	}
+	f.rw.RUnlock()
+	prefetchSink.Add(sum)
 }
 
 // addLocked adds one entry; x.mu is held and the index is open.
