@@ -19,7 +19,9 @@ func newBenchCommand() *cobra.Command {
 		cpuProf string
 		sync    bool
 		async   bool
-		noteCPU = "The CPU the load generator itself used is printed per interval and in the summary."
+		noteCPU = "The CPU the load generator itself used is printed per interval and in the summary. " +
+			"It runs with GOGC=off GOMEMLIMIT=128MiB (collecting only at 128 MiB, so that its own " +
+			"garbage collections are not timed as broker latency) unless GOGC or GOMEMLIMIT is set."
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
