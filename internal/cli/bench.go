@@ -19,9 +19,10 @@ func newBenchCommand() *cobra.Command {
 		cpuProf string
 		sync    bool
 		async   bool
-		noteCPU = "The CPU the load generator itself used is printed per interval and in the summary. " +
-			"It runs with GOGC=off GOMEMLIMIT=128MiB (collecting only at 128 MiB, so that its own " +
-			"garbage collections are not timed as broker latency) unless GOGC or GOMEMLIMIT is set."
+		noteCPU = "\nThe CPU the load generator itself used is printed per interval and in the summary.\n" +
+			"It runs with GOGC=off GOMEMLIMIT=128MiB (it collects only at 128 MiB, so that its\n" +
+			"own garbage collections are not timed as broker latency) unless GOGC or GOMEMLIMIT\n" +
+			"is set."
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
