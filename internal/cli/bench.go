@@ -34,7 +34,7 @@ remoting client with a bounded window of --inflight outstanding requests.
 
 Every interval it prints messages (or transactions) per second, MB/s, latency
 percentiles (p50/p99/p99.9/max) and errors, and at the end a summary (--json:
-the summary as JSON on stdout, the interval lines on stderr). ` + noteCPU,
+the summary as JSON on stdout, the interval lines on stderr).` + noteCPU,
 	}
 	def := os.Getenv("NAMESRV_ADDR")
 	if def == "" {
