@@ -281,8 +281,13 @@ func (b *Broker) handleInline(code int32, h remoting.InlineHandler) {
 // business, logged at debug) into the response carrying its code; other
 // results pass through.
 func (b *Broker) refused(c *remoting.Conn, req, resp *remoting.Command, err error) (*remoting.Command, error) {
-	var ce *remoting.CodeError
-	if err == nil || !errors.As(err, &ce) {
+	if err == nil {
+		return resp, nil
+	}
+	// errors.AsType, unlike errors.As with a local, does not move a
+	// variable to the heap on every call (inline sends return ErrDeferred).
+	ce, ok := errors.AsType[*remoting.CodeError](err)
+	if !ok {
 		return resp, err
 	}
 	b.log.Debug("request refused", slog.String("code", remoting.RequestCodeName(req.Code)),

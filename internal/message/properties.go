@@ -233,7 +233,7 @@ func ValidateProperties(b []byte) error {
 // unchanged when it already is (the common case, no allocation), otherwise
 // re-encoded without the malformed entries.
 func NormalizeProperties(s string) string {
-	if ValidateProperties([]byte(s)) == nil {
+	if ValidatePropertiesString(s) == nil { // no []byte copy of s
 		return s
 	}
 	var b strings.Builder
