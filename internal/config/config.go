@@ -41,7 +41,7 @@ type Config struct {
 	FileReservedTime           int    `conf:"fileReservedTime" help:"hours a commit log segment is kept"`
 	DeleteWhen                 string `conf:"deleteWhen" help:"hours of the day expired segments are deleted, e.g. 04 or 04;16"`
 	DiskMaxUsedSpaceRatio      int    `conf:"diskMaxUsedSpaceRatio" help:"disk use percentage above which expired segments are deleted at once"`
-	MaxIndexSlots              int    `conf:"maxHashSlotNum" help:"hash slots per index file"`
+	MaxIndexSlots              int    `conf:"maxHashSlotNum" help:"hash slots per new index file (txmq default 1000000; RocketMQ's is 5000000)"`
 	MaxIndexEntries            int    `conf:"maxIndexNum" help:"entries per index file"`
 
 	AutoCreateTopicEnable           bool   `conf:"autoCreateTopicEnable" help:"create topics on first send"`
@@ -83,7 +83,7 @@ func DefaultConfig() Config {
 		FileReservedTime:                72,
 		DeleteWhen:                      "04",
 		DiskMaxUsedSpaceRatio:           75,
-		MaxIndexSlots:                   5_000_000,
+		MaxIndexSlots:                   1_000_000, // RocketMQ: 5,000,000; see docs/compat.md
 		MaxIndexEntries:                 20_000_000,
 		AutoCreateTopicEnable:           true,
 		AutoCreateSubscriptionGroup:     true,

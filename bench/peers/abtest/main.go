@@ -2,7 +2,7 @@
 // that a change of a few percent can be told from the host's drift (on the
 // shared 2-vCPU VM of docs/performance.md single runs move by ±25%).
 //
-//	abtest [-pairs 6] [-flush ASYNC_FLUSH] OLD_BIN NEW_BIN -- BENCH_ARGS...
+//	abtest [-pairs 6] [-flush ASYNC_FLUSH] [-old-serve FLAGS] [-new-serve FLAGS] OLD_BIN NEW_BIN -- BENCH_ARGS...
 //
 // (Build it with `go build -o /tmp/abtest ./abtest` in bench/peers, and the
 // two txmq binaries with `go build -o FILE ./cmd/txmq` at each commit.)
@@ -14,6 +14,8 @@
 // rate (msgs/s, or tx/s in tx mode), the broker's CPU per message and the
 // latency p99 (e2e p99 too when measured), then for each figure the median
 // of the per-pair ratios NEW/OLD and in how many pairs NEW was better.
+// With the same binary twice and -old-serve/-new-serve it compares two
+// broker settings instead.
 package main
 
 import (
@@ -44,8 +46,10 @@ type figures struct {
 func main() {
 	pairs := flag.Int("pairs", 6, "alternating pairs of runs")
 	flush := flag.String("flush", "ASYNC_FLUSH", "broker flushDiskType")
+	oldServe := flag.String("old-serve", "", "extra `txmq serve` flags for OLD_BIN (space-separated)")
+	newServe := flag.String("new-serve", "", "extra `txmq serve` flags for NEW_BIN (space-separated); with the same binary twice, compares two settings")
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: abtest [-pairs N] [-flush F] OLD_BIN NEW_BIN -- BENCH_ARGS...")
+		fmt.Fprintln(os.Stderr, "usage: abtest [-pairs N] [-flush F] [-old-serve FLAGS] [-new-serve FLAGS] OLD_BIN NEW_BIN -- BENCH_ARGS...")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -55,6 +59,7 @@ func main() {
 		os.Exit(2)
 	}
 	bins := [2]string{args[0], args[1]}
+	serveArgs := [2][]string{strings.Fields(*oldServe), strings.Fields(*newServe)}
 	benchArgs := args[3:]
 	var res [2][]figures
 	for i := range *pairs {
@@ -63,7 +68,7 @@ func main() {
 			order = [2]int{1, 0}
 		}
 		for _, side := range order {
-			f, err := runOnce(bins[side], bins[0], *flush, benchArgs)
+			f, err := runOnce(bins[side], bins[0], *flush, serveArgs[side], benchArgs)
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "abtest: pair %d, %s: %v\n", i+1, bins[side], err)
 				os.Exit(1)
@@ -110,7 +115,7 @@ func main() {
 
 // runOnce starts a broker from bin, runs gen's load generator against it
 // and stops it.
-func runOnce(bin, gen, flush string, benchArgs []string) (figures, error) {
+func runOnce(bin, gen, flush string, serveArgs, benchArgs []string) (figures, error) {
 	dir, err := os.MkdirTemp("", "txmq-abtest-")
 	if err != nil {
 		return figures{}, err
@@ -128,9 +133,9 @@ func runOnce(bin, gen, flush string, benchArgs []string) (figures, error) {
 		return figures{}, err
 	}
 	defer logf.Close()
-	srv := exec.Command(bin, "serve", "--storePathRootDir", dir, "--listenHost", "127.0.0.1", "--brokerIP1", "127.0.0.1",
+	srv := exec.Command(bin, append([]string{"serve", "--storePathRootDir", dir, "--listenHost", "127.0.0.1", "--brokerIP1", "127.0.0.1",
 		"--listenPort", strconv.Itoa(ports[0]), "--namesrvListenPort", strconv.Itoa(ports[1]),
-		"--grpcListenPort", "-1", "--httpListenPort", "-1", "--flushDiskType", flush)
+		"--grpcListenPort", "-1", "--httpListenPort", "-1", "--flushDiskType", flush}, serveArgs...)...)
 	srv.Stdout, srv.Stderr = logf, logf
 	// The broker runs with the runtime's own GC settings whatever this
 	// process was given (the load generator sets its own).
