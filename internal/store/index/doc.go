@@ -24,9 +24,9 @@
 // order; a new file is started when the current one is full, or when a store
 // time is more than about 24.8 days (int32 milliseconds) away from the file's
 // begin timestamp. The geometry
-// (SlotsPerFile, EntriesPerFile; RocketMQ's defaults 5,000,000 and
-// 20,000,000, about 420 MB per file) applies to new files; existing files
-// carry their own in the header.
+// (SlotsPerFile, EntriesPerFile; defaults 1,000,000 and 20,000,000, about
+// 404 MB per file; RocketMQ's are 5,000,000 and 20,000,000) applies to new
+// files; existing files carry their own in the header.
 //
 // # Lookups
 //
@@ -83,6 +83,6 @@
 //     little traffic starts a (preallocated) file at least that often;
 //     retention removes old ones.
 //   - Opening an index that was not closed cleanly scans its current file
-//     (up to about 420 MB at the default geometry).
-//   - Preallocating a default-size file reserves about 420 MB of disk.
+//     (up to about 404 MB at the default geometry).
+//   - Preallocating a default-size file reserves about 404 MB of disk.
 package index

@@ -296,9 +296,9 @@ var prefetchSink atomic.Uint32
 // prefetchSlots hashes the keys of es into hs and reads each one's hash
 // slot in the newest file before any of them is added. The slot table
 // (4 MB by default, 20 MB with RocketMQ's 5M slots) is read at random, so
-// nearly every add
-// misses the caches; independent loads issued back to back overlap their
-// misses, where each add would otherwise wait for its own. x.mu is held.
+// adds often miss the caches; independent loads issued back to back
+// overlap their misses, where each add would otherwise wait for its own.
+// x.mu is held.
 func (x *Index) prefetchSlots(es []Entry, hs []uint32) {
 	var f *indexFile
 	if files := *x.files.Load(); len(files) > 0 {
