@@ -5,12 +5,19 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/txmq/txmq/internal/store"
 )
 
 func TestDefaultsValid(t *testing.T) {
 	c := DefaultConfig()
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
+	}
+	// The broker's index geometry is the store's default (a fifth of
+	// RocketMQ's slots, docs/compat.md), not a third copy that can drift.
+	if c.MaxIndexSlots != store.DefaultIndexSlots || c.MaxIndexEntries != store.DefaultIndexEntries {
+		t.Errorf("index defaults %d/%d, store's %d/%d", c.MaxIndexSlots, c.MaxIndexEntries, store.DefaultIndexSlots, store.DefaultIndexEntries)
 	}
 }
 

@@ -1,6 +1,10 @@
 package store
 
-import "time"
+import (
+	"time"
+
+	"github.com/txmq/txmq/internal/store/index"
+)
 
 // On-disk layout of a store directory. Everything the store writes is named
 // here; the record encoding itself lives in internal/message.
@@ -51,8 +55,8 @@ const (
 	DefaultDiskMaxUsedSpaceRatio       = 75
 	DefaultCheckpointInterval          = time.Second
 	DefaultCleanInterval               = 10 * time.Second
-	DefaultIndexSlots                  = 1_000_000 // a fifth of RocketMQ's, as package index's default
-	DefaultIndexEntries                = 20_000_000
+	DefaultIndexSlots                  = index.DefaultSlotsPerFile // a fifth of RocketMQ's; see package index
+	DefaultIndexEntries                = index.DefaultEntriesPerFile
 
 	// forceCleanRatio is the disk use (percent) above which segments are
 	// deleted oldest first even before they expire (RocketMQ's

@@ -271,7 +271,7 @@ func (x *Index) AddBatch(es []Entry) (int, error) {
 	var hs [prefetchRun]uint32
 	for i := range es {
 		e := &es[i]
-		if k := i % prefetchRun; k == 0 {
+		if i%prefetchRun == 0 {
 			x.prefetchSlots(es[i:min(i+prefetchRun, len(es))], hs[:])
 		}
 		if e.Key == "" {
