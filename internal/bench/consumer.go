@@ -38,7 +38,7 @@ func (r *runner) pullLoop(ctx context.Context, stop context.CancelFunc, t target
 			pause(ctx)
 			continue
 		}
-		ext["queueOffset"] = strconv.FormatInt(off, 10)
+		req.SetExt("queueOffset", strconv.FormatInt(off, 10))
 		req.Opaque, req.Flag = 0, 0
 		pctx, cancel := context.WithTimeout(ctx, pullSuspendMs*time.Millisecond+r.cfg.Timeout)
 		resp, err := c.Invoke(pctx, req)

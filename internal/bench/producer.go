@@ -10,13 +10,12 @@ import (
 	"github.com/txmq/txmq/internal/remoting"
 )
 
-// sendSlot is one in-flight send: a request whose header map, body and
+// sendSlot is one in-flight send: a request whose header fields, body and
 // property buffers are reused once its response arrived.
 type sendSlot struct {
 	r     *runner
 	st    *slotState
 	req   *remoting.Command
-	ext   map[string]string
 	body  []byte // single message body (stamped per send)
 	batch []byte // batch body
 	props []byte
@@ -37,11 +36,11 @@ func (r *runner) newSendSlot() *sendSlot {
 		code = remoting.ReqSendBatchMessage
 	}
 	// SendMessageRequestHeaderV2, as the official clients fill it.
-	s.ext = map[string]string{
+	ext := map[string]string{
 		"a": cfg.Group, "b": cfg.Topic, "c": message.DefaultTopic, "d": "4", "e": "0", "f": "0",
 		"g": "0", "h": "0", "i": "", "j": "0", "k": "false", "m": strconv.FormatBool(cfg.Batch > 1),
 	}
-	s.req = remoting.NewRequest(code, s.ext)
+	s.req = remoting.NewRequest(code, ext)
 	if cfg.Binary {
 		s.req.SerializeType = remoting.SerializeRocketMQ
 	}
@@ -54,10 +53,10 @@ func (s *sendSlot) build(t target, seq int64, n int, t0 int64) {
 	r := s.r
 	s.n, s.t0 = n, t0
 	s.req.Opaque, s.req.Flag = 0, 0
-	s.ext["e"] = t.qstr
-	s.ext["n"] = t.b.name
+	s.req.SetExt("e", t.qstr)
+	s.req.SetExt("n", t.b.name)
 	now := time.Now()
-	s.ext["g"] = strconv.FormatInt(now.UnixMilli(), 10)
+	s.req.SetExt("g", strconv.FormatInt(now.UnixMilli(), 10))
 	stampNs := now.UnixNano()
 	if r.cfg.Rate > 0 {
 		stampNs = t0 // end-to-end latency from the scheduled time too
@@ -67,7 +66,7 @@ func (s *sendSlot) build(t target, seq int64, n int, t0 int64) {
 		s.props = r.appendUniq(appendPropKey(s.props[:0], message.PropUniqClientMessageID))
 		s.props = append(s.props, message.PropertySeparator)
 		s.props = appendProp(s.props, message.PropWaitStoreMsgOK, "true")
-		s.ext["i"] = string(s.props)
+		s.req.SetExt("i", string(s.props))
 		s.req.Body = s.body
 		return
 	}
@@ -79,7 +78,7 @@ func (s *sendSlot) build(t target, seq int64, n int, t0 int64) {
 		s.props = appendProp(s.props, message.PropWaitStoreMsgOK, "true")
 		s.batch = message.AppendBatchItem(s.batch, message.BatchItem{Body: s.body, Properties: string(s.props)})
 	}
-	s.ext["i"] = message.PropWaitStoreMsgOK + string(message.NameValueSeparator) + "true"
+	s.req.SetExt("i", message.PropWaitStoreMsgOK+string(message.NameValueSeparator)+"true")
 	s.req.Body = s.batch
 }
 
@@ -95,15 +94,19 @@ func (s *sendSlot) done(resp *remoting.Command, err error) {
 	s.free <- s
 }
 
-// complete accounts for one send request of n messages.
+// complete accounts for one send request of n messages, and releases resp.
 func (r *runner) complete(n int, resp *remoting.Command, err error, t0 int64) {
 	if err == nil && resp.Code == remoting.RespSuccess {
 		r.acked.Add(int64(n))
 		r.lat.Record(time.Duration(time.Now().UnixNano() - t0))
+		resp.Release()
 		return
 	}
 	r.errs.Add(int64(n))
 	r.noteErr(classify(resp, err), int64(n))
+	if resp != nil {
+		resp.Release()
+	}
 }
 
 // newSenders creates the producer's slots (before the watchdog starts).

@@ -120,8 +120,8 @@ func (r *runner) decide(seq uint64) uint32 {
 // txWorker runs transactions one after another: half, local step, end.
 func (r *runner) txWorker(ctx context.Context, s *sendSlot, i int) {
 	cfg := &r.cfg
-	s.ext["a"] = cfg.Group
-	s.ext["f"] = strconv.Itoa(int(message.FlagTransPrepared))
+	s.req.SetExt("a", cfg.Group)
+	s.req.SetExt("f", strconv.Itoa(int(message.FlagTransPrepared)))
 	endExt := map[string]string{
 		"producerGroup": cfg.Group, "fromTransactionCheck": "false",
 	}
@@ -156,7 +156,7 @@ func (r *runner) txWorker(ctx context.Context, s *sendSlot, i int) {
 			p = appendProp(p, message.PropCheckImmunityTimeSeconds, immunity)
 		}
 		s.props = p
-		s.ext["i"] = string(p)
+		s.req.SetExt("i", string(p))
 		s.st.begin(c)
 		resp, err := c.Invoke(context.Background(), s.req)
 		s.st.end()
@@ -171,6 +171,7 @@ func (r *runner) txWorker(ctx context.Context, s *sendSlot, i int) {
 		_, clOff, perr := message.ParseOffsetMessageID(msgID)
 		txID, _ := resp.Ext("transactionId")
 		qoff, _ := resp.Ext("queueOffset")
+		resp.Release() // the strings above stay valid
 		if perr != nil {
 			r.noteErr("half answer without an offset message id: "+perr.Error(), 0)
 			tx.endErrors.Add(1)
@@ -197,15 +198,15 @@ func (r *runner) txWorker(ctx context.Context, s *sendSlot, i int) {
 			r.lat.Record(time.Duration(time.Now().UnixNano() - t0))
 			continue
 		}
-		endExt["tranStateTableOffset"] = qoff
-		endExt["commitLogOffset"] = strconv.FormatInt(clOff, 10)
-		endExt["msgId"] = txID
-		endExt["transactionId"] = txID
+		end.SetExt("tranStateTableOffset", qoff)
+		end.SetExt("commitLogOffset", strconv.FormatInt(clOff, 10))
+		end.SetExt("msgId", txID)
+		end.SetExt("transactionId", txID)
 		if outcome == txCommitted {
-			endExt["commitOrRollback"] = "8"
+			end.SetExt("commitOrRollback", "8")
 			e.commitNs.Store(time.Now().UnixNano())
 		} else {
-			endExt["commitOrRollback"] = "12"
+			end.SetExt("commitOrRollback", "12")
 		}
 		e.state.Store(outcome)
 		end.Opaque, end.Flag = 0, 0

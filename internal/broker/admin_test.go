@@ -205,7 +205,7 @@ func TestQueryAndView(t *testing.T) {
 			t.Errorf("query %s: %d messages", tc.key, len(decode(t, resp.Body)))
 		}
 	}
-	_, off, _ := message.ParseOffsetMessageID(r1.ExtFields["msgId"])
+	_, off, _ := message.ParseOffsetMessageID(r1.ExtStringOr("msgId", ""))
 	resp := invoke(t, c, remoting.NewRequest(remoting.ReqViewMessageByID, map[string]string{"offset": strconv.FormatInt(off, 10)}))
 	if ms := decode(t, resp.Body); resp.Code != remoting.RespSuccess || len(ms) != 1 || string(ms[0].Body) != "one" {
 		t.Fatalf("view: %d", resp.Code)

@@ -91,7 +91,7 @@ func pullReq(topic string, qid int32, offset int64, o pullOpts) *remoting.Comman
 
 func extInt(t testing.TB, resp *remoting.Command, key string) int64 {
 	t.Helper()
-	v, ok := resp.ExtFields[key]
+	v, ok := resp.Ext(key)
 	if !ok {
 		t.Fatalf("response %s lacks ext %q: %v", resp.CodeName(), key, resp.ExtFields)
 	}

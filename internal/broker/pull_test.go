@@ -62,7 +62,7 @@ func testPullStatuses(t *testing.T, opts ...testutil.Option) {
 				t.Errorf("nextBeginOffset %d, want %d", got, tc.next)
 			}
 			if tc.qid == 0 && extInt(t, resp, "maxOffset") != 5 {
-				t.Errorf("maxOffset %s", resp.ExtFields["maxOffset"])
+				t.Errorf("maxOffset %s", resp.ExtStringOr("maxOffset", ""))
 			}
 			if tc.msgs == 0 {
 				if len(resp.Body) != 0 {
@@ -91,7 +91,7 @@ func testPullStatuses(t *testing.T, opts ...testutil.Option) {
 		{"bad subscription", pullReq("P", 0, 0, pullOpts{sysFlag: flagSub, sub: "||"}), remoting.RespSubscriptionParseFailed},
 		{"missing offset", func() *remoting.Command {
 			r := pullReq("P", 0, 0, pullOpts{})
-			delete(r.ExtFields, "queueOffset")
+			r.ExtFields.Delete("queueOffset")
 			return r
 		}(), remoting.RespSystemError},
 	}
@@ -111,7 +111,7 @@ func TestPullBodyIsStoredBytes(t *testing.T) {
 	c := tb.Dial(t)
 	createTopic(t, tb, c, "PB", 1)
 	resp := mustSend(t, c, "PB", 0, "payload", props("TAGS", "x", "KEYS", "k"))
-	_, off, _ := message.ParseOffsetMessageID(resp.ExtFields["msgId"])
+	_, off, _ := message.ParseOffsetMessageID(resp.ExtStringOr("msgId", ""))
 	rec, err := tb.Broker.Store().ReadAt(off)
 	if err != nil {
 		t.Fatal(err)
@@ -205,7 +205,7 @@ func testLongPolling(t *testing.T, opts ...testutil.Option) {
 		}
 		ms := decode(t, r.Body)
 		if len(ms) != 1 || string(ms[0].Body) != "want" || extInt(t, r, "nextBeginOffset") != max+2 {
-			t.Errorf("got %d messages, next %s", len(ms), r.ExtFields["nextBeginOffset"])
+			t.Errorf("got %d messages, next %s", len(ms), r.ExtStringOr("nextBeginOffset", ""))
 		}
 	})
 

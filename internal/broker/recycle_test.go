@@ -86,7 +86,7 @@ func TestRecycledBuffersKeepContent(t *testing.T) {
 				switch resp.Code {
 				case remoting.RespSuccess:
 				case 19, 20: // PULL_NOT_FOUND, PULL_RETRY_IMMEDIATELY
-					off, _ = strconv.ParseInt(resp.ExtFields["nextBeginOffset"], 10, 64)
+					off, _ = strconv.ParseInt(resp.ExtStringOr("nextBeginOffset", ""), 10, 64)
 					continue
 				default:
 					t.Errorf("pull %d: %v", q, resp)
@@ -111,7 +111,7 @@ func TestRecycledBuffersKeepContent(t *testing.T) {
 					seen[id] = true
 					off++
 				}
-				if next, _ := strconv.ParseInt(resp.ExtFields["nextBeginOffset"], 10, 64); next != off {
+				if next, _ := strconv.ParseInt(resp.ExtStringOr("nextBeginOffset", ""), 10, 64); next != off {
 					t.Errorf("pull %d: nextBeginOffset %d, want %d", q, next, off)
 					return
 				}

@@ -44,11 +44,11 @@ func testSendSingleAndV2(t *testing.T, opts ...testutil.Option) {
 				t.Errorf("queueId %d", got)
 			}
 			for _, k := range []string{"transactionId", "MSG_REGION", "TRACE_ON"} {
-				if resp.ExtFields[k] == "" {
+				if resp.ExtStringOr(k, "") == "" {
 					t.Errorf("ext %s missing: %v", k, resp.ExtFields)
 				}
 			}
-			host, off, err := message.ParseOffsetMessageID(resp.ExtFields["msgId"])
+			host, off, err := message.ParseOffsetMessageID(resp.ExtStringOr("msgId", ""))
 			if err != nil {
 				t.Fatalf("msgId: %v", err)
 			}
@@ -70,8 +70,8 @@ func testSendSingleAndV2(t *testing.T, opts ...testutil.Option) {
 				t.Errorf("hosts: store %s born %s", m.StoreHost, m.BornHost)
 			}
 			uniq, _ := message.Property(m.Properties, message.PropUniqClientMessageID)
-			if uniq == "" || uniq != resp.ExtFields["transactionId"] {
-				t.Errorf("UNIQ_KEY %q, transactionId %q", uniq, resp.ExtFields["transactionId"])
+			if uniq == "" || uniq != resp.ExtStringOr("transactionId", "") {
+				t.Errorf("UNIQ_KEY %q, transactionId %q", uniq, resp.ExtStringOr("transactionId", ""))
 			}
 		})
 	}
@@ -94,9 +94,9 @@ func TestSendBatch(t *testing.T) {
 	if got := extInt(t, resp, "queueOffset"); got != 1 {
 		t.Errorf("queueOffset %d, want 1", got)
 	}
-	ids := strings.Split(resp.ExtFields["msgId"], ",")
+	ids := strings.Split(resp.ExtStringOr("msgId", ""), ",")
 	if len(ids) != 3 {
-		t.Fatalf("msgId %q", resp.ExtFields["msgId"])
+		t.Fatalf("msgId %q", resp.ExtStringOr("msgId", ""))
 	}
 	for i, id := range ids {
 		_, off, err := message.ParseOffsetMessageID(id)
@@ -145,9 +145,9 @@ func testSendRefusals(t *testing.T, opts ...testutil.Option) {
 	createTopic(t, tb, c, "T", 2)
 	big := bytes.Repeat([]byte("x"), tb.Config.MaxMessageSize+1)
 	noTopic := sendReq("T", 0, []byte("x"), "")
-	delete(noTopic.ExtFields, "topic")
+	noTopic.ExtFields.Delete("topic")
 	badQueue := sendReq("T", 0, []byte("x"), "")
-	badQueue.ExtFields["queueId"] = "abc"
+	badQueue.SetExt("queueId", "abc")
 	cases := []struct {
 		name string
 		req  *remoting.Command
@@ -195,13 +195,13 @@ func TestSendRetryToDLQ(t *testing.T) {
 	tb := testutil.RunBroker(t)
 	c := tb.Dial(t)
 	req := sendReq("%RETRY%G1", 0, []byte("dead"), props("DELAY", "19", "RETRY_TOPIC", "T"))
-	req.ExtFields["reconsumeTimes"] = "17"
-	req.ExtFields["maxReconsumeTimes"] = "16"
+	req.SetExt("reconsumeTimes", "17")
+	req.SetExt("maxReconsumeTimes", "16")
 	resp := invoke(t, c, req)
 	if resp.Code != remoting.RespSuccess {
 		t.Fatalf("DLQ send: %d %q", resp.Code, resp.Remark)
 	}
-	_, off, _ := message.ParseOffsetMessageID(resp.ExtFields["msgId"])
+	_, off, _ := message.ParseOffsetMessageID(resp.ExtStringOr("msgId", ""))
 	rec, err := tb.Broker.Store().ReadAt(off)
 	if err != nil {
 		t.Fatal(err)

@@ -53,7 +53,7 @@ func TestSendDelayedAndTimer(t *testing.T) {
 	createTopic(t, tb, c, "T", 2)
 	start := time.Now()
 	resp := mustSend(t, c, "T", 1, "delayed", props("DELAY", "5", "TAGS", "a"))
-	_, off, err := message.ParseOffsetMessageID(resp.ExtFields["msgId"])
+	_, off, err := message.ParseOffsetMessageID(resp.ExtStringOr("msgId", ""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,9 +164,9 @@ func TestSendRetryFallback(t *testing.T) {
 	tb := testutil.RunBroker(t, testutil.WithConfig("messageDelayLevel", "1s 1s 1s 1s 1s"))
 	c := tb.Dial(t)
 	req := sendReq("%RETRY%G2", 0, []byte("again"), props("DELAY", "4", "RETRY_TOPIC", "T", "ORIGIN_MESSAGE_ID", "X"))
-	req.ExtFields["producerGroup"] = "CLIENT_INNER_PRODUCER"
-	req.ExtFields["reconsumeTimes"] = "2"
-	req.ExtFields["maxReconsumeTimes"] = "16"
+	req.SetExt("producerGroup", "CLIENT_INNER_PRODUCER")
+	req.SetExt("reconsumeTimes", "2")
+	req.SetExt("maxReconsumeTimes", "16")
 	start := time.Now()
 	if resp := invoke(t, c, req); resp.Code != remoting.RespSuccess {
 		t.Fatalf("fallback send: %d %q", resp.Code, resp.Remark)

@@ -194,6 +194,6 @@ func (a *adminClient) resendDLQ(c *cobra.Command, m *message.Ext, topic string) 
 		return err
 	}
 	fmt.Fprintf(c.OutOrStdout(), "resent %s to %s on %s: queue %s, offset msgId %s\n", dlqID(m), topic, addr,
-		resp.ExtFields["queueId"], resp.ExtFields["msgId"])
+		resp.ExtStringOr("queueId", ""), resp.ExtStringOr("msgId", ""))
 	return nil
 }

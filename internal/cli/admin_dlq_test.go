@@ -23,7 +23,7 @@ func TestAdminDLQ(t *testing.T) {
 		t.Fatalf("list of a group without DLQ: code %d %q", code, errs)
 	}
 	resp := sendOne(t, tb, "DlqT", "k-dead", "dead body")
-	_, off, err := message.ParseOffsetMessageID(resp.ExtFields["msgId"])
+	_, off, err := message.ParseOffsetMessageID(resp.ExtStringOr("msgId", ""))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,7 +56,7 @@ func TestAdminCommands(t *testing.T) {
 	if out := admin("message", "by-key", "AdminT", "order-42"); !strings.Contains(out, `Body:            "hello admin"`) {
 		t.Fatalf("by-key: %s", out)
 	}
-	if out := admin("message", "get", resp.ExtFields["msgId"]); !strings.Contains(out, "Keys:            order-42") {
+	if out := admin("message", "get", resp.ExtStringOr("msgId", "")); !strings.Contains(out, "Keys:            order-42") {
 		t.Fatalf("get: %s", out)
 	}
 	if out := admin("topic", "stats", "AdminT"); !strings.Contains(out, "broker-a  0      0           1") {

@@ -37,7 +37,7 @@ func commandsDiffer(a, b *Command) string {
 		return "remark"
 	case a.SerializeType != b.SerializeType:
 		return "serialize type"
-	case !maps.Equal(a.ExtFields, b.ExtFields):
+	case len(a.ExtFields) != len(b.ExtFields) || !maps.Equal(a.ExtFields.Map(), b.ExtFields.Map()):
 		return "ext fields"
 	case !bytes.Equal(a.Body, b.Body):
 		return "body"
@@ -61,16 +61,16 @@ func TestRemotingCodecRoundTrip(t *testing.T) {
 	}{
 		{"empty", Command{}},
 		{"request", Command{Code: ReqSendMessage, Language: "GO", Version: 317, Opaque: 7,
-			ExtFields: map[string]string{"topic": "T", "queueId": "3"}, Body: []byte("hello")}},
+			ExtFields: ExtOf(map[string]string{"topic": "T", "queueId": "3"}), Body: []byte("hello")}},
 		{"response", Command{Code: RespTopicNotExist, Language: "JAVA", Version: 479, Opaque: -5,
 			Flag: FlagResponse, Remark: "topic[T] not exist, apply first please!"}},
 		{"oneway", Command{Code: ReqCheckTransactionState, Flag: FlagOneway, Opaque: 1 << 30}},
 		{"escapes", Command{Code: 1, Language: "GO", Remark: "q\"b\\s/\n\r\t\b\f\x00\x01\x1f\x7f",
-			ExtFields: map[string]string{"k\"ey": "v\\al", "properties": "UNIQ_KEY\x01ABC\x02TAGS\x01a<b>&c\x02"}}},
+			ExtFields: ExtOf(map[string]string{"k\"ey": "v\\al", "properties": "UNIQ_KEY\x01ABC\x02TAGS\x01a<b>&c\x02"})}},
 		{"unicode", Command{Code: 2, Language: "GO", Remark: "主题 🚀 é \u2028\u2029",
-			ExtFields: map[string]string{"键": "値 🚀", "": ""}}},
-		{"empty ext values", Command{Code: 3, Language: "GO", ExtFields: map[string]string{"a": "", "b": ""}}},
-		{"many ext", Command{Code: 4, Language: "GO", ExtFields: sendExt()}},
+			ExtFields: ExtOf(map[string]string{"键": "値 🚀", "": ""})}},
+		{"empty ext values", Command{Code: 3, Language: "GO", ExtFields: ExtOf(map[string]string{"a": "", "b": ""})}},
+		{"many ext", Command{Code: 4, Language: "GO", ExtFields: ExtOf(sendExt())}},
 		{"big body", Command{Code: ReqSendMessage, Language: "GO", Body: big}},
 		{"extreme ints", Command{Code: 32767, Language: "GO", Version: -32768, Opaque: -2147483648, Flag: 2147483647}},
 	}
@@ -126,7 +126,7 @@ func sendExt() map[string]string {
 // The JSON header we write is byte for byte what G2 writes for the same
 // command (one ext field, so map order does not matter).
 func TestRemotingCodecJSONEncodeMatchesG2(t *testing.T) {
-	cmd := &Command{Code: 105, Language: "GO", Version: 317, Opaque: 1, ExtFields: map[string]string{"topic": "T"}}
+	cmd := &Command{Code: 105, Language: "GO", Version: 317, Opaque: 1, ExtFields: ExtOf(map[string]string{"topic": "T"})}
 	b, err := AppendFrame(nil, cmd)
 	if err != nil {
 		t.Fatal(err)
@@ -157,7 +157,7 @@ func TestRemotingCodecG2CapturedRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	requireCommandsEqual(t, &Command{Code: ReqGetRouteInfoByTopic, Language: "GO", Version: 317, Opaque: 1,
-		ExtFields: map[string]string{"topic": "T"}, Body: []byte("BODY")}, got)
+		ExtFields: ExtOf(map[string]string{"topic": "T"}), Body: []byte("BODY")}, got)
 	if got.IsResponse() || got.IsOneway() {
 		t.Fatal("flags misread")
 	}
@@ -179,12 +179,12 @@ func TestRemotingCodecG2SendMessageBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &Command{Code: ReqSendMessage, Language: "GO", Version: 317, Opaque: 42, Body: []byte("message body"),
-		ExtFields: map[string]string{
+		ExtFields: ExtOf(map[string]string{
 			"bname": "broker-a", "properties": "UNIQ_KEY\x01C0A8000100002A9F00000000000A0001\x02TAGS\x01TagA\x02KEYS\x01a<b>&c line\u2028sep\x02",
 			"queueId": "3", "reconsumeTimes": "0", "topic": "TopicTest", "defaultTopicQueueNums": "4", "flag": "0",
 			"producerGroup": "PG", "sysFlag": "4", "bornTimestamp": "1700000000123", "unitMode": "false",
 			"maxReconsumeTimes": "0", "defaultTopic": "TBW102", "batch": "false",
-		}}
+		})}
 	requireCommandsEqual(t, want, got)
 	if q, err := got.ExtInt32("queueId"); err != nil || q != 3 {
 		t.Fatalf("queueId: %d, %v", q, err)
@@ -199,20 +199,20 @@ func TestRemotingCodecJSONLenient(t *testing.T) {
 		want   Command
 	}{
 		{"java response", `{"code":0,"extFields":{"queueId":"1","msgId":"AC"},"flag":1,"language":"JAVA","opaque":9,"serializeTypeCurrentRPC":"JSON","version":479}`,
-			Command{Code: 0, Language: "JAVA", Version: 479, Opaque: 9, Flag: 1, ExtFields: map[string]string{"queueId": "1", "msgId": "AC"}}},
+			Command{Code: 0, Language: "JAVA", Version: 479, Opaque: 9, Flag: 1, ExtFields: ExtOf(map[string]string{"queueId": "1", "msgId": "AC"})}},
 		{"non-string ext values", `{"code":34,"extFields":{"n":12,"neg":-3.5e2,"t":true,"f":false,"z":null,"o":{"a":[1,"x",{}]},"l":[ ]}}`,
-			Command{Code: 34, ExtFields: map[string]string{"n": "12", "neg": "-3.5e2", "t": "true", "f": "false", "o": `{"a":[1,"x",{}]}`, "l": "[ ]"}}},
+			Command{Code: 34, ExtFields: ExtOf(map[string]string{"n": "12", "neg": "-3.5e2", "t": "true", "f": "false", "o": `{"a":[1,"x",{}]}`, "l": "[ ]"})}},
 		{"nulls", `{"code":null,"language":null,"remark":null,"extFields":null,"version":null}`, Command{}},
 		{"numbers as strings and floats", `{"code":"17","opaque":"-4","version":3.0,"flag":1e0}`,
 			Command{Code: 17, Opaque: -4, Version: 3, Flag: 1}},
 		{"whitespace and unknown keys", " \r\n{ \"x\" : [1, {\"y\": null}, \"\\\"\"] , \"code\" : 11 , \"z\":{}}\t ",
 			Command{Code: 11}},
 		{"escapes", `{"remark":"\"\\\/\b\f\n\r\t\u00e9\u4e3b\ud83d\ude80\u2028","extFields":{"k\u0001":"v\u0002"}}`,
-			Command{Remark: "\"\\/\b\f\n\r\t\u00e9\u4e3b🚀\u2028", ExtFields: map[string]string{"k\x01": "v\x02"}}},
+			Command{Remark: "\"\\/\b\f\n\r\t\u00e9\u4e3b🚀\u2028", ExtFields: ExtOf(map[string]string{"k\x01": "v\x02"})}},
 		{"lone surrogates", `{"remark":"\ud800x\udc00"}`, Command{Remark: "\uFFFDx\uFFFD"}},
 		{"invalid utf8", "{\"remark\":\"a\xffb\"}", Command{Remark: "a\uFFFDb"}},
 		{"duplicate keys", `{"code":1,"code":2,"extFields":{"a":"1"},"extFields":{"b":"2","a":"3"}}`,
-			Command{Code: 2, ExtFields: map[string]string{"a": "3", "b": "2"}}},
+			Command{Code: 2, ExtFields: ExtOf(map[string]string{"a": "3", "b": "2"})}},
 		{"empty object", `{}`, Command{}},
 	}
 	for _, tc := range cases {
@@ -241,7 +241,7 @@ func TestRemotingCodecJSONAgreesWithEncodingJSON(t *testing.T) {
 	for _, s := range strs {
 		h := header{Code: 10, Language: s, Version: 1, Opaque: 2, Flag: 3, Remark: s, ExtFields: map[string]string{s: s, "k": s}}
 		// ours -> encoding/json
-		cmd := &Command{Code: h.Code, Language: h.Language, Version: h.Version, Opaque: h.Opaque, Flag: h.Flag, Remark: h.Remark, ExtFields: h.ExtFields}
+		cmd := &Command{Code: h.Code, Language: h.Language, Version: h.Version, Opaque: h.Opaque, Flag: h.Flag, Remark: h.Remark, ExtFields: ExtOf(h.ExtFields)}
 		b, err := AppendFrame(nil, cmd)
 		if err != nil {
 			t.Fatal(err)
@@ -292,13 +292,13 @@ func TestRemotingCodecBinaryGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &Command{Code: 10, Language: "JAVA", Version: 479, Opaque: 77, Remark: "rmk", SerializeType: SerializeRocketMQ,
-		ExtFields: map[string]string{"topic": "主ab!", "e": ""}, Body: []byte{1, 2, 3}}
+		ExtFields: ExtOf(map[string]string{"topic": "主ab!", "e": ""}), Body: []byte{1, 2, 3}}
 	requireCommandsEqual(t, want, got)
 
 	// Encoding it back gives the same bytes up to ext order; with one ext
 	// field the bytes are identical.
 	one := &Command{Code: 10, Language: "JAVA", Version: 479, Opaque: 77, Remark: "rmk", SerializeType: SerializeRocketMQ,
-		ExtFields: map[string]string{"e": ""}}
+		ExtFields: ExtOf(map[string]string{"e": ""})}
 	b, err := AppendFrame(nil, one)
 	if err != nil {
 		t.Fatal(err)
@@ -326,7 +326,7 @@ func TestRemotingCodecBinaryGolden(t *testing.T) {
 func TestRemotingCodecMalformed(t *testing.T) {
 	okBinary := func() []byte {
 		b, _ := AppendFrame(nil, &Command{Code: 1, Language: "GO", SerializeType: SerializeRocketMQ, Remark: "r",
-			ExtFields: map[string]string{"k": "v"}})
+			ExtFields: ExtOf(map[string]string{"k": "v"})})
 		return b[8:]
 	}
 	binWith := func(f func(h []byte) []byte) []byte { return frame(SerializeRocketMQ, f(okBinary()), nil) }
@@ -412,7 +412,7 @@ func TestRemotingCodecEncodeErrors(t *testing.T) {
 	}{
 		{"binary code out of int16", Command{Code: 200050, SerializeType: SerializeRocketMQ}, ErrInvalidCommand},
 		{"binary version out of int16", Command{Version: 40000, SerializeType: SerializeRocketMQ}, ErrInvalidCommand},
-		{"binary key too long", Command{SerializeType: SerializeRocketMQ, ExtFields: map[string]string{strings.Repeat("k", 40000): ""}}, ErrInvalidCommand},
+		{"binary key too long", Command{SerializeType: SerializeRocketMQ, ExtFields: ExtOf(map[string]string{strings.Repeat("k", 40000): ""})}, ErrInvalidCommand},
 		{"unknown serialize type", Command{SerializeType: 3}, ErrInvalidCommand},
 		{"header too large", Command{Remark: strings.Repeat("r", 1<<24)}, ErrFrameTooLarge},
 	}

@@ -2,6 +2,8 @@ package remoting
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,19 +60,19 @@ const (
 // without OnWritten, never reuse a body slice after sending it).
 //
 // Reply (and a handler returning a response) also hands over the response's
-// ExtFields: the header is encoded before Reply returns, and a map that
-// SetExt allocated is then recycled, so neither the map nor the Command may
-// be used after Reply. A map assigned to ExtFields by the caller is left
-// alone.
+// ExtFields: the header is encoded before Reply returns, and fields that
+// SetExt allocated are then recycled, so neither ExtFields nor the Command
+// may be used after Reply. An Ext assigned to ExtFields by the caller is
+// left alone.
 type Command struct {
-	Code      int32             // request code (Req*) or response code (Resp*)
-	Language  string            // sender's language name, "GO", "JAVA", ...
-	Version   int32             // sender's RocketMQ version ordinal
-	Opaque    int32             // request id; a response echoes its request's
-	Flag      int32             // FlagResponse | FlagOneway
-	Remark    string            // free text; the error message of a response
-	ExtFields map[string]string // custom header fields, all values as text
-	Body      []byte            // payload; nil when empty
+	Code      int32  // request code (Req*) or response code (Resp*)
+	Language  string // sender's language name, "GO", "JAVA", ...
+	Version   int32  // sender's RocketMQ version ordinal
+	Opaque    int32  // request id; a response echoes its request's
+	Flag      int32  // FlagResponse | FlagOneway
+	Remark    string // free text; the error message of a response
+	ExtFields Ext    // custom header fields, all values as text
+	Body      []byte // payload; nil when empty
 
 	// SerializeType is the header encoding the command arrived in, and the
 	// one it is sent in. Responses made by Reply inherit it from the request.
@@ -93,15 +95,15 @@ type Command struct {
 	// frame is the pooled read buffer Body aliases (nil when the command
 	// was not read by a Conn, had no body, or was too large to pool).
 	frame *[]byte
-	// ext is the pooled map ExtFields was given by the decoder or SetExt
-	// (nil when ExtFields is the caller's own map).
-	ext map[string]string
+	// ext is the pooled array ExtFields was given by the decoder or SetExt
+	// (nil when ExtFields is the caller's own).
+	ext *[]ExtField
 	// recyclable is set by MarkRecyclable.
 	recyclable bool
 }
 
 // MarkRecyclable lets the connection reuse the frame buffer that c.Body
-// aliases and the ext-field map of c once the handler serving c has
+// aliases and the ext fields of c once the handler serving c has
 // returned and its response (if any) is queued. Only the handler of c may
 // call it, on its own goroutine, and only when after it returns nothing
 // will reference c, c.Body (or any slice of it) or c.ExtFields: not a
@@ -113,6 +115,15 @@ type Command struct {
 // hand) is harmless.
 func (c *Command) MarkRecyclable() { c.recyclable = true }
 
+// Release returns the pooled memory of a command its caller owns and is
+// done with, typically a response Invoke returned: its frame buffer and ext
+// fields go back to the connections' pools. Afterwards neither c nor
+// c.Body (or any slice of it) may be used; strings read from c stay valid,
+// as they never alias pooled memory. It is optional (an unreleased command
+// is left to the garbage collector), and it is not for a request a handler
+// serves, which MarkRecyclable covers.
+func (c *Command) Release() { c.recycle() }
+
 // recycle returns c's pooled frame buffer and ext map. The caller owns c and
 // guarantees that nothing references them any more.
 func (c *Command) recycle() {
@@ -123,50 +134,204 @@ func (c *Command) recycle() {
 	c.releaseExt()
 }
 
-// releaseExt returns c's pooled ext map when ExtFields still is that map.
+// releaseExt returns c's pooled ext fields when ExtFields still uses them.
 func (c *Command) releaseExt() {
 	if c.ext == nil {
 		return
 	}
-	if sameMap(c.ext, c.ExtFields) {
+	if cap(c.ExtFields) > 0 && unsafe.SliceData(c.ExtFields) == unsafe.SliceData(*c.ext) {
+		*c.ext = c.ExtFields[:0]
 		c.ExtFields = nil
-		putExtMap(c.ext)
+		putExt(c.ext)
 	}
 	c.ext = nil
 }
 
-// maxPooledExt is the most ext fields a map may hold to go back to the
-// pool (Go maps keep their size when cleared).
-const maxPooledExt = 32
+// Pooled ext arrays: extCap fields to start with; one that grew beyond
+// maxPooledExt fields is left to the garbage collector.
+const (
+	extCap       = 16
+	maxPooledExt = 32
+)
 
-var extMapPool sync.Pool
+var extPool sync.Pool
 
-// getExtMap returns an empty map from the pool, or a new one sized for
-// hint fields.
-func getExtMap(hint int) map[string]string {
-	if v := extMapPool.Get(); v != nil {
-		return v.(map[string]string)
+// getExt returns an empty, pooled ext array.
+func getExt() *[]ExtField {
+	if v := extPool.Get(); v != nil {
+		return v.(*[]ExtField)
 	}
-	return make(map[string]string, hint)
+	e := make([]ExtField, 0, extCap)
+	return &e
 }
 
-func putExtMap(m map[string]string) {
-	if len(m) > maxPooledExt {
+func putExt(e *[]ExtField) {
+	if cap(*e) > maxPooledExt {
 		return
 	}
-	clear(m)
-	extMapPool.Put(m)
+	clear((*e)[:cap(*e)])
+	*e = (*e)[:0]
+	extPool.Put(e)
 }
 
-// sameMap reports whether a and b are the same map (not merely equal).
-func sameMap(a, b map[string]string) bool {
-	return b != nil && *(*unsafe.Pointer)(unsafe.Pointer(&a)) == *(*unsafe.Pointer)(unsafe.Pointer(&b))
+// ExtField is one custom header field.
+type ExtField struct {
+	Key   string
+	Value string
 }
 
-// NewRequest returns a request with the given code and ext fields (which it
-// keeps, not copies; nil is fine). The opaque is assigned when it is sent.
+// Ext is the custom header fields of a command, in the order they are
+// sent. Set keeps keys unique, and the decoders use it; Get returns the
+// last value of a key, as a map would hold it. A slice instead of a map:
+// a header has a dozen fields, which a scan finds faster than a hash, and
+// decoding into it costs no map per frame.
+type Ext []ExtField
+
+// ExtOf returns the fields of m in key order (nil for an empty m).
+func ExtOf(m map[string]string) Ext {
+	if len(m) == 0 {
+		return nil
+	}
+	e := make(Ext, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		e = append(e, ExtField{Key: k, Value: m[k]})
+	}
+	return e
+}
+
+// Get returns the value of key and whether it is present.
+func (e Ext) Get(key string) (string, bool) {
+	if key == "" {
+		for i := len(e) - 1; i >= 0; i-- {
+			if e[i].Key == "" {
+				return e[i].Value, true
+			}
+		}
+		return "", false
+	}
+	// Keys are mostly short and of few lengths (V2 send headers are all
+	// single letters): the length and first byte rule out nearly every
+	// field before a full comparison.
+	b := key[0]
+	for i := len(e) - 1; i >= 0; i-- {
+		if k := e[i].Key; len(k) == len(key) && k[0] == b && k == key {
+			return e[i].Value, true
+		}
+	}
+	return "", false
+}
+
+// Set sets key to value: it replaces the key's value if present and
+// appends the field otherwise.
+func (e *Ext) Set(key, value string) {
+	s := *e
+	for i := range s {
+		if s[i].Key == key {
+			s[i].Value = value
+			return
+		}
+	}
+	*e = append(s, ExtField{Key: key, Value: value})
+}
+
+// addDecoded appends a decoded field without looking for its key; the
+// decoder calls dedupe once the header is read.
+func (c *Command) addDecoded(key, value string) {
+	if c.ExtFields == nil {
+		c.ext = getExt()
+		c.ExtFields = *c.ext
+	}
+	c.ExtFields = append(c.ExtFields, ExtField{Key: key, Value: value})
+}
+
+// dedupeScanMax is the most fields dedupe compares pairwise; beyond it, a
+// header (which may hold millions of fields) is deduplicated with a map.
+const dedupeScanMax = 32
+
+// dedupe makes e's keys unique as Set would have: a repeated key keeps its
+// first position and takes its last value. A header without repeats (every
+// header a client sends) is only checked: a 64-bit signature set of the
+// keys seen leaves a pairwise comparison to the keys whose signature
+// repeats.
+func (e Ext) dedupe() Ext {
+	n := len(e)
+	if n > dedupeScanMax {
+		return e.dedupeMap()
+	}
+	var seen uint64
+	for i := range n {
+		k := e[i].Key
+		bit := uint64(1) << (keySig(k) & 63)
+		if seen&bit != 0 {
+			for j := range i {
+				if e[j].Key == k {
+					return e.dedupeMap()
+				}
+			}
+		}
+		seen |= bit
+	}
+	return e
+}
+
+// keySig is a cheap signature of a key: its length and end bytes.
+func keySig(k string) uint {
+	if k == "" {
+		return 0
+	}
+	return uint(len(k))*7 + uint(k[0]) + uint(k[len(k)-1])*3
+}
+
+func (e Ext) dedupeMap() Ext {
+	pos := make(map[string]int, len(e))
+	out := e[:0]
+	for _, f := range e {
+		if i, ok := pos[f.Key]; ok {
+			out[i].Value = f.Value
+			continue
+		}
+		pos[f.Key] = len(out)
+		out = append(out, f)
+	}
+	clear(e[len(out):])
+	return out
+}
+
+// Delete removes key's fields, keeping the order of the others.
+func (e *Ext) Delete(key string) {
+	*e = slices.DeleteFunc(*e, func(f ExtField) bool { return f.Key == key })
+}
+
+// Map returns the fields as a new map.
+func (e Ext) Map() map[string]string {
+	m := make(map[string]string, len(e))
+	for _, f := range e {
+		m[f.Key] = f.Value
+	}
+	return m
+}
+
+// String formats the fields as {k=v, ...} for logs.
+func (e Ext) String() string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, f := range e {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(f.Key)
+		b.WriteByte('=')
+		b.WriteString(strconv.Quote(f.Value))
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// NewRequest returns a request with the given code and the fields of ext
+// (copied in key order; nil is fine). The opaque is assigned when it is
+// sent. Change fields afterwards with SetExt.
 func NewRequest(code int32, ext map[string]string) *Command {
-	return &Command{Code: code, Language: DefaultLanguage, Version: DefaultVersion, ExtFields: ext}
+	return &Command{Code: code, Language: DefaultLanguage, Version: DefaultVersion, ExtFields: ExtOf(ext)}
 }
 
 // NewResponse returns a response with the given code and remark. Its opaque
@@ -223,7 +388,7 @@ func (c *Command) String() string {
 		fmt.Fprintf(&b, " remark=%q", c.Remark)
 	}
 	if len(c.ExtFields) > 0 {
-		fmt.Fprintf(&b, " ext=%v", c.ExtFields)
+		fmt.Fprintf(&b, " ext=%v", c.ExtFields.String())
 	}
 	fmt.Fprintf(&b, " body=%dB", len(c.Body))
 	return b.String()
@@ -241,13 +406,12 @@ func (c *Command) String() string {
 
 // Ext returns the raw text of an ext field and whether it is present.
 func (c *Command) Ext(key string) (string, bool) {
-	v, ok := c.ExtFields[key]
-	return v, ok
+	return c.ExtFields.Get(key)
 }
 
 // ExtString returns a required string field.
 func (c *Command) ExtString(key string) (string, error) {
-	v, ok := c.ExtFields[key]
+	v, ok := c.ExtFields.Get(key)
 	if !ok {
 		return "", missingExt(key)
 	}
@@ -256,7 +420,7 @@ func (c *Command) ExtString(key string) (string, error) {
 
 // ExtStringOr returns a string field, or def when it is missing.
 func (c *Command) ExtStringOr(key, def string) string {
-	if v, ok := c.ExtFields[key]; ok {
+	if v, ok := c.ExtFields.Get(key); ok {
 		return v
 	}
 	return def
@@ -264,7 +428,7 @@ func (c *Command) ExtStringOr(key, def string) string {
 
 // ExtInt32 returns a required int32 field.
 func (c *Command) ExtInt32(key string) (int32, error) {
-	v, ok := c.ExtFields[key]
+	v, ok := c.ExtFields.Get(key)
 	if !ok {
 		return 0, missingExt(key)
 	}
@@ -273,7 +437,7 @@ func (c *Command) ExtInt32(key string) (int32, error) {
 
 // ExtInt32Or returns an int32 field, or def when it is missing or empty.
 func (c *Command) ExtInt32Or(key string, def int32) (int32, error) {
-	v := c.ExtFields[key]
+	v, _ := c.ExtFields.Get(key)
 	if v == "" {
 		return def, nil
 	}
@@ -282,7 +446,7 @@ func (c *Command) ExtInt32Or(key string, def int32) (int32, error) {
 
 // ExtInt64 returns a required int64 field.
 func (c *Command) ExtInt64(key string) (int64, error) {
-	v, ok := c.ExtFields[key]
+	v, ok := c.ExtFields.Get(key)
 	if !ok {
 		return 0, missingExt(key)
 	}
@@ -291,7 +455,7 @@ func (c *Command) ExtInt64(key string) (int64, error) {
 
 // ExtInt64Or returns an int64 field, or def when it is missing or empty.
 func (c *Command) ExtInt64Or(key string, def int64) (int64, error) {
-	v := c.ExtFields[key]
+	v, _ := c.ExtFields.Get(key)
 	if v == "" {
 		return def, nil
 	}
@@ -300,7 +464,7 @@ func (c *Command) ExtInt64Or(key string, def int64) (int64, error) {
 
 // ExtBool returns a required boolean field.
 func (c *Command) ExtBool(key string) (bool, error) {
-	v, ok := c.ExtFields[key]
+	v, ok := c.ExtFields.Get(key)
 	if !ok {
 		return false, missingExt(key)
 	}
@@ -309,20 +473,21 @@ func (c *Command) ExtBool(key string) (bool, error) {
 
 // ExtBoolOr returns a boolean field, or def when it is missing or empty.
 func (c *Command) ExtBoolOr(key string, def bool) bool {
-	v := c.ExtFields[key]
+	v, _ := c.ExtFields.Get(key)
 	if v == "" {
 		return def
 	}
 	return strings.EqualFold(v, "true")
 }
 
-// SetExt sets an ext field and returns c.
+// SetExt sets an ext field (Ext.Set) and returns c. The first field of a
+// command without any takes a pooled array, which Reply recycles.
 func (c *Command) SetExt(key, value string) *Command {
 	if c.ExtFields == nil {
-		c.ExtFields = getExtMap(8)
-		c.ext = c.ExtFields
+		c.ext = getExt()
+		c.ExtFields = *c.ext
 	}
-	c.ExtFields[key] = value
+	c.ExtFields.Set(key, value)
 	return c
 }
 

@@ -3,6 +3,7 @@ package remoting
 import (
 	"errors"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -115,5 +116,94 @@ func TestRemotingCodeError(t *testing.T) {
 	code, remark = errorCode(errors.Join(errors.New("ctx"), err))
 	if code != RespTopicNotExist || remark != "topic T: EOF" {
 		t.Fatal(code, remark)
+	}
+}
+
+func TestRemotingExt(t *testing.T) {
+	var e Ext
+	e.Set("b", "1")
+	e.Set("a", "2")
+	e.Set("b", "3") // replaces in place
+	if len(e) != 2 || e[0] != (ExtField{"b", "3"}) || e[1] != (ExtField{"a", "2"}) {
+		t.Fatalf("Set: %v", e)
+	}
+	if v, ok := e.Get("b"); !ok || v != "3" {
+		t.Fatalf("Get b: %q %v", v, ok)
+	}
+	if _, ok := e.Get("c"); ok {
+		t.Fatal("Get c")
+	}
+	e.Delete("b")
+	if len(e) != 1 || e[0].Key != "a" {
+		t.Fatalf("Delete: %v", e)
+	}
+	if got := ExtOf(map[string]string{"z": "1", "y": "2"}); got.String() != `{y="2", z="1"}` {
+		t.Fatalf("ExtOf sorts keys: %s", got)
+	}
+	if ExtOf(nil) != nil {
+		t.Fatal("ExtOf(nil)")
+	}
+	if m := (Ext{{"k", "v"}}).Map(); len(m) != 1 || m["k"] != "v" {
+		t.Fatalf("Map: %v", m)
+	}
+}
+
+// A repeated ext key keeps its first position and its last value, in both
+// header encodings and whether the header is small (pairwise scan) or large
+// (map).
+func TestRemotingDecodeDuplicateExtKeys(t *testing.T) {
+	for _, n := range []int{3, dedupeScanMax, dedupeScanMax + 1, 5000} {
+		var keys []string
+		for i := range n {
+			keys = append(keys, "k"+strconv.Itoa(i))
+		}
+		keys = append(keys, "k1", "k0") // repeats, last
+		for _, st := range []SerializeType{SerializeJSON, SerializeRocketMQ} {
+			c := &Command{Code: 1, SerializeType: st}
+			for i, k := range keys {
+				c.ExtFields = append(c.ExtFields, ExtField{k, strconv.Itoa(i)})
+			}
+			b, err := AppendFrame(nil, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := DecodeFrame(b, 0)
+			if err != nil {
+				t.Fatalf("n=%d %s: %v", n, st, err)
+			}
+			if len(got.ExtFields) != n {
+				t.Fatalf("n=%d %s: %d fields, want %d", n, st, len(got.ExtFields), n)
+			}
+			if got.ExtFields[0] != (ExtField{"k0", strconv.Itoa(n + 1)}) || got.ExtFields[1] != (ExtField{"k1", strconv.Itoa(n)}) {
+				t.Fatalf("n=%d %s: first fields %v %v", n, st, got.ExtFields[0], got.ExtFields[1])
+			}
+			if v, _ := got.Ext("k2"); n > 2 && v != "2" {
+				t.Fatalf("n=%d %s: k2=%q", n, st, v)
+			}
+		}
+	}
+}
+
+// A header of a million repeated keys decodes in linear time (a pairwise
+// scan would take hours).
+func TestRemotingDecodeManyExtKeys(t *testing.T) {
+	const n = 1 << 20
+	var h []byte
+	h = append(h, `{"code":1,"extFields":{`...)
+	for i := range n {
+		if i > 0 {
+			h = append(h, ',')
+		}
+		h = append(h, `"k`...)
+		h = strconv.AppendInt(h, int64(i%1000), 10)
+		h = append(h, `":"v"`...)
+	}
+	h = append(h, "}}"...)
+	c, err := DecodeHeader(SerializeJSON, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.ExtFields) != 1000 {
+		t.Fatalf("%d fields", len(c.ExtFields))
 	}
 }

@@ -279,8 +279,8 @@ func runDone(done func()) {
 // serialization type and sets the response flag. It does nothing for a
 // oneway req but run resp.OnWritten. Use it to answer a request after its
 // handler returned (nil, nil), from any goroutine. Reply takes resp over:
-// once it returns, resp must not be used again (an ext map SetExt
-// allocated is recycled; see Command).
+// once it returns, resp must not be used again (the ext fields SetExt
+// allocated are recycled; see Command).
 func (c *Conn) Reply(req, resp *Command) error { return c.reply(req, resp, true) }
 
 func (c *Conn) reply(req, resp *Command, wait bool) error {
@@ -640,7 +640,7 @@ func (c *Conn) Finish(req, resp *Command, err error) { c.finish(req, resp, err, 
 
 // FinishNoWait is Finish for callers that must not block, such as a store
 // completion callback: when the connection's write queue is full, the
-// answer is queued by a new goroutine (its body and ext map are the
+// answer is queued by a new goroutine (its body and ext fields are the
 // answer's, so req is still recycled at once).
 func (c *Conn) FinishNoWait(req, resp *Command, err error) { c.finish(req, resp, err, false) }
 

@@ -70,7 +70,7 @@
 // The read goroutine reads frames of up to 64 KiB into pooled buffers. A
 // frame without a body goes back to the pool once its header is decoded
 // (decoded strings are copies). A request's body aliases its buffer, which
-// is recycled, together with the request's ext-field map, only when the
+// is recycled, together with the request's ext fields, only when the
 // handler called Command.MarkRecyclable and has returned (a deferred inline
 // request: when it is finished): a handler that
 // keeps the request (a parked pull) or its body simply does not mark it,
@@ -78,8 +78,15 @@
 // copied: Command.OnWritten tells the sender when the connection no longer
 // references one (written, or dropped with the connection), so that it can
 // be reused. Reply (and returning a response from a handler) hands the
-// response over: its header is encoded before Reply returns, and an
-// ext-field map that SetExt allocated is recycled then.
+// response over: its header is encoded before Reply returns, and ext
+// fields that SetExt allocated are recycled then. A caller done with a
+// response Invoke returned may hand it back with Command.Release.
+//
+// Ext fields are an ordered slice of key/value pairs (Ext), not a map: a
+// header holds about a dozen fields, which a scan finds as fast as a hash
+// lookup, and a decoded header then costs no map. The decoders keep keys
+// unique (a repeated key keeps its first place and its last value, as a
+// map would), in linear time whatever the header holds.
 //
 // A handler returns the response, (nil, nil) for no response, or an error
 // (answered with RespSystemError, or with the code of a *CodeError). To
@@ -105,7 +112,7 @@
 //     (pooled on a Conn; see Buffer ownership); a Body passed to Send is
 //     written later without copying, so it must not be modified until its
 //     OnWritten runs (without OnWritten: never).
-//   - Do not copy a Command by value: the copy would share its pooled map
+//   - Do not copy a Command by value: the copy would share its pooled fields
 //     and buffer.
 //   - JSON decoding is lenient (unknown keys, null fields, numeric or boolean
 //     ext values are accepted and kept as text); invalid UTF-8 in a JSON

@@ -37,10 +37,10 @@ func fuzzSeedFrames(f *testing.F) [][]byte {
 	f.Helper()
 	var seeds [][]byte
 	for _, c := range []*Command{
-		{Code: 105, Language: "GO", Version: 317, Opaque: 1, ExtFields: map[string]string{"topic": "T"}},
-		{Code: 10, Language: "GO", Version: 317, Opaque: 2, ExtFields: sendExt(), Body: []byte("body")},
+		{Code: 105, Language: "GO", Version: 317, Opaque: 1, ExtFields: ExtOf(map[string]string{"topic": "T"})},
+		{Code: 10, Language: "GO", Version: 317, Opaque: 2, ExtFields: ExtOf(sendExt()), Body: []byte("body")},
 		{Code: 17, Language: "JAVA", Version: 479, Opaque: 3, Flag: 1, Remark: "topic[T] not exist \"q\" \u2028 主"},
-		{Code: 39, Language: "JAVA", Flag: 2, SerializeType: SerializeRocketMQ, Remark: "r", ExtFields: map[string]string{"msgId": "M", "": "x"}},
+		{Code: 39, Language: "JAVA", Flag: 2, SerializeType: SerializeRocketMQ, Remark: "r", ExtFields: ExtOf(map[string]string{"msgId": "M", "": "x"})},
 		{Code: 0, Language: "200", SerializeType: SerializeRocketMQ, Body: []byte{0, 1, 2}},
 	} {
 		b, err := AppendFrame(nil, c)

@@ -71,7 +71,8 @@ func appendBinaryHeader(dst []byte, c *Command) ([]byte, error) {
 	dst = append(dst, c.Remark...)
 	extPos := len(dst)
 	dst = append(dst, 0, 0, 0, 0)
-	for k, v := range c.ExtFields {
+	for _, f := range c.ExtFields {
+		k, v := f.Key, f.Value
 		if len(k) > math.MaxInt16 {
 			return dst, fmt.Errorf("%w: ext key of %d bytes does not fit the int16 key length", ErrInvalidCommand, len(k))
 		}
@@ -150,13 +151,10 @@ func decodeBinaryHeader(h []byte) (*Command, error) {
 		if vl < 0 || vl > end-p {
 			return nil, binaryErr("ext key %q: value length %d out of range", key, vl)
 		}
-		if c.ExtFields == nil {
-			c.ExtFields = getExtMap(min(extLen/16+1, 64))
-			c.ext = c.ExtFields
-		}
-		c.ExtFields[key] = s[p : p+vl]
+		c.addDecoded(key, s[p:p+vl])
 		p += vl
 	}
+	c.ExtFields = c.ExtFields.dedupe()
 	return c, nil
 }
 

@@ -46,15 +46,13 @@ func appendJSONHeader(dst []byte, c *Command) []byte {
 	dst = append(dst, `,"remark":`...)
 	dst = appendJSONString(dst, c.Remark)
 	dst = append(dst, `,"extFields":{`...)
-	first := true
-	for k, v := range c.ExtFields {
-		if !first {
+	for i, f := range c.ExtFields {
+		if i > 0 {
 			dst = append(dst, ',')
 		}
-		first = false
-		dst = appendJSONString(dst, k)
+		dst = appendJSONString(dst, f.Key)
 		dst = append(dst, ':')
-		dst = appendJSONString(dst, v)
+		dst = appendJSONString(dst, f.Value)
 	}
 	return append(dst, "}}"...)
 }
@@ -171,6 +169,7 @@ func decodeJSONHeader(h []byte) (*Command, error) {
 	if d.i != len(d.s) {
 		return nil, d.errorf("trailing data after the header object")
 	}
+	c.ExtFields = c.ExtFields.dedupe()
 	return c, nil
 }
 
@@ -480,11 +479,7 @@ func (d *jsonDecoder) extFields(c *Command) error {
 			return err
 		}
 		if !null {
-			if c.ExtFields == nil {
-				c.ExtFields = getExtMap(min(len(d.s)/32+1, 64))
-				c.ext = c.ExtFields
-			}
-			c.ExtFields[key] = val
+			c.addDecoded(key, val)
 		}
 		d.ws()
 		if d.consume(',') {

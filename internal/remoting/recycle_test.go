@@ -57,7 +57,7 @@ func TestRecycleConcurrent(t *testing.T) {
 		if want := payload(uint64(seed), int(n)); !bytes.Equal(req.Body, want) {
 			return errors.New("body of seed " + strconv.FormatInt(seed, 10) + " corrupted")
 		}
-		if req.ExtFields["tag"] != "t"+strconv.FormatInt(seed, 10) {
+		if req.ExtStringOr("tag", "") != "t"+strconv.FormatInt(seed, 10) {
 			return errors.New("ext map of seed " + strconv.FormatInt(seed, 10) + " corrupted")
 		}
 		return nil
@@ -65,7 +65,7 @@ func TestRecycleConcurrent(t *testing.T) {
 	answer := func(req *Command) *Command {
 		resp := req.Reply(RespSuccess, "")
 		resp.SetExtInt("crc", int64(crc32.ChecksumIEEE(req.Body)))
-		resp.SetExt("tag", req.ExtFields["tag"])
+		resp.SetExt("tag", req.ExtStringOr("tag", ""))
 		return resp
 	}
 	var failures atomic.Int64
@@ -131,10 +131,10 @@ func TestRecycleConcurrent(t *testing.T) {
 					t.Errorf("seed %d: %v", seed, resp)
 					return
 				}
-				if got := resp.ExtFields["crc"]; got != strconv.FormatInt(int64(crc32.ChecksumIEEE(body)), 10) {
+				if got := resp.ExtStringOr("crc", ""); got != strconv.FormatInt(int64(crc32.ChecksumIEEE(body)), 10) {
 					t.Errorf("seed %d: crc %s", seed, got)
 				}
-				if got := resp.ExtFields["tag"]; got != "t"+strconv.FormatUint(seed, 10) {
+				if got := resp.ExtStringOr("tag", ""); got != "t"+strconv.FormatUint(seed, 10) {
 					t.Errorf("seed %d: tag %s", seed, got)
 				}
 			}

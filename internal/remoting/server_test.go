@@ -123,7 +123,7 @@ func TestRemotingServerRequestResponse(t *testing.T) {
 		req.SerializeType = st
 		resp := invoke(t, c, req)
 		if resp.Code != RespSuccess || resp.Remark != "echo" || string(resp.Body) != "payload" ||
-			resp.ExtFields["quote"] != `"x"` || resp.Opaque != req.Opaque || !resp.IsResponse() {
+			resp.ExtStringOr("quote", "") != `"x"` || resp.Opaque != req.Opaque || !resp.IsResponse() {
 			t.Fatalf("%s: response %v", st, resp)
 		}
 		if resp.SerializeType != st {
@@ -158,7 +158,7 @@ func TestRemotingServerConcurrentRequestsMatched(t *testing.T) {
 					errs <- err
 					return
 				}
-				if resp.ExtFields["id"] != id || string(resp.Body) != id {
+				if resp.ExtStringOr("id", "") != id || string(resp.Body) != id {
 					errs <- fmt.Errorf("request %s got response %v", id, resp)
 					return
 				}
@@ -381,7 +381,7 @@ func TestRemotingServerPushesRequests(t *testing.T) {
 	c := dial(t, s, ClientConfig{Handlers: map[int32]Handler{
 		ReqGetConsumerRunningInfo: func(ctx context.Context, c *Conn, req *Command) (*Command, error) {
 			resp := req.Reply(RespSuccess, "")
-			resp.Body = []byte(`{"group":"` + req.ExtFields["consumerGroup"] + `"}`)
+			resp.Body = []byte(`{"group":"` + req.ExtStringOr("consumerGroup", "") + `"}`)
 			return resp, nil
 		},
 	}})
@@ -412,7 +412,7 @@ func TestRemotingServerPushesRequests(t *testing.T) {
 	}
 	select {
 	case req := <-checks:
-		if !req.IsOneway() || req.ExtFields["msgId"] != "M" {
+		if !req.IsOneway() || req.ExtStringOr("msgId", "") != "M" {
 			t.Fatal(req)
 		}
 	case <-time.After(5 * time.Second):
@@ -694,7 +694,7 @@ func TestRemotingConnCoalescesWrites(t *testing.T) {
 				got <- err
 				return
 			}
-			if cmd.Opaque != int32(i) || cmd.ExtFields["i"] != strconv.Itoa(i) || string(cmd.Body) != "body" {
+			if cmd.Opaque != int32(i) || cmd.ExtStringOr("i", "") != strconv.Itoa(i) || string(cmd.Body) != "body" {
 				got <- fmt.Errorf("frame %d: %v", i, cmd)
 				return
 			}

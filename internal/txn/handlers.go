@@ -58,7 +58,7 @@ func (s *Service) HandleEndTransactionInline(c *remoting.Conn, req *remoting.Com
 	r.noTxID = true
 	err = s.EndAsync(c.Context(), &r, func(res EndResult, err error) {
 		resp := s.endAnswer(c, req, res, err)
-		// The END is over: nothing refers to req's frame or ext map
+		// The END is over: nothing refers to req's frame or ext fields
 		// any more.
 		req.MarkRecyclable()
 		c.FinishNoWait(req, resp, nil)

@@ -298,7 +298,7 @@ func (h *harness) connectProducer(group string, answer func(checkMsg) Resolution
 			h.t.Errorf("check body: %v (%d messages)", err, len(msgs))
 			return nil, nil
 		}
-		cm := checkMsg{ext: req.ExtFields, msg: msgs[0]}
+		cm := checkMsg{ext: req.ExtFields.Map(), msg: msgs[0]}
 		defer func() { // recorded once answered, so waitChecks sees the END done
 			pr.mu.Lock()
 			pr.checks = append(pr.checks, cm)

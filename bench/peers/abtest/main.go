@@ -40,7 +40,7 @@ import (
 
 // figures is what one run measured.
 type figures struct {
-	rate, usPerMsg, p99, e2eP99 float64
+	rate, usPerMsg, genUsPerMsg, p99, e2eP99 float64
 }
 
 func main() {
@@ -48,8 +48,9 @@ func main() {
 	flush := flag.String("flush", "ASYNC_FLUSH", "broker flushDiskType")
 	oldServe := flag.String("old-serve", "", "extra `txmq serve` flags for OLD_BIN (space-separated)")
 	newServe := flag.String("new-serve", "", "extra `txmq serve` flags for NEW_BIN (space-separated); with the same binary twice, compares two settings")
+	ownGen := flag.Bool("own-gen", false, "each side runs its own binary's load generator (compares load generators too); by default both use OLD_BIN's")
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: abtest [-pairs N] [-flush F] [-old-serve FLAGS] [-new-serve FLAGS] OLD_BIN NEW_BIN -- BENCH_ARGS...")
+		fmt.Fprintln(os.Stderr, "usage: abtest [-pairs N] [-flush F] [-old-serve FLAGS] [-new-serve FLAGS] [-own-gen] OLD_BIN NEW_BIN -- BENCH_ARGS...")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -68,7 +69,11 @@ func main() {
 			order = [2]int{1, 0}
 		}
 		for _, side := range order {
-			f, err := runOnce(bins[side], bins[0], *flush, serveArgs[side], benchArgs)
+			gen := bins[0]
+			if *ownGen {
+				gen = bins[side]
+			}
+			f, err := runOnce(bins[side], gen, *flush, serveArgs[side], benchArgs)
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "abtest: pair %d, %s: %v\n", i+1, bins[side], err)
 				os.Exit(1)
@@ -78,8 +83,8 @@ func main() {
 			if f.e2eP99 > 0 {
 				e2e = fmt.Sprintf("%.2f ms", f.e2eP99)
 			}
-			fmt.Printf("pair %d %-3s rate %9.0f  broker %5.1f us/msg  p99 %6.2f ms  e2e p99 %s\n",
-				i+1, []string{"old", "new"}[side], f.rate, f.usPerMsg, f.p99, e2e)
+			fmt.Printf("pair %d %-3s rate %9.0f  broker %5.1f us/msg  generator %5.1f us/msg  p99 %6.2f ms  e2e p99 %s\n",
+				i+1, []string{"old", "new"}[side], f.rate, f.usPerMsg, f.genUsPerMsg, f.p99, e2e)
 		}
 	}
 	summarize := func(name string, get func(figures) float64, higherBetter bool) {
@@ -109,6 +114,7 @@ func main() {
 	fmt.Println()
 	summarize("rate", func(f figures) float64 { return f.rate }, true)
 	summarize("broker us/msg", func(f figures) float64 { return f.usPerMsg }, false)
+	summarize("generator us/msg", func(f figures) float64 { return f.genUsPerMsg }, false)
 	summarize("p99", func(f figures) float64 { return f.p99 }, false)
 	summarize("e2e p99", func(f figures) float64 { return f.e2eP99 }, false)
 }
@@ -186,6 +192,7 @@ func runOnce(bin, gen, flush string, serveArgs, benchArgs []string) (figures, er
 		// CPU ticks are 10 ms; the broker's whole run (warm-up included)
 		// over every message it handled.
 		f.usPerMsg = float64(c1-c0) * 1e4 / n
+		f.genUsPerMsg = (r.CPU.UserSec + r.CPU.SysSec) * 1e6 / n
 	}
 	return f, nil
 }

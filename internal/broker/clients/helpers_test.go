@@ -108,7 +108,7 @@ func (e *env) dial(id string) *tclient {
 		Logger: e.log,
 		Handlers: map[int32]remoting.Handler{
 			remoting.ReqNotifyConsumerIDsChanged: func(_ context.Context, _ *remoting.Conn, req *remoting.Command) (*remoting.Command, error) {
-				tc.notes <- req.ExtFields["consumerGroup"]
+				tc.notes <- req.ExtStringOr("consumerGroup", "")
 				return nil, nil
 			},
 		},

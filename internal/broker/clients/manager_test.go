@@ -52,7 +52,7 @@ func TestClientsHeartbeatBodies(t *testing.T) {
 			if resp.Code != remoting.RespSuccess || resp.Version < 0 || resp.Version > 32767 {
 				t.Fatalf("response %s: want SUCCESS with an int16 version >= 0", resp)
 			}
-			if resp.ExtFields[extSupportHeartbeatV2] != "false" || resp.ExtFields[extSubChange] != "true" {
+			if resp.ExtStringOr(extSupportHeartbeatV2, "") != "false" || resp.ExtStringOr(extSubChange, "") != "true" {
 				t.Errorf("ext = %v", resp.ExtFields)
 			}
 			if ids := e.m.ConsumerIDs(tt.group); !slices.Equal(ids, []string{tt.clientID}) {
@@ -113,8 +113,8 @@ func TestClientsHeartbeatHooks(t *testing.T) {
 	tc := e.dial("c1")
 	tc.heartbeat([]string{"PG"}, map[string]map[string]string{"CG": {"T": "*"}}) // hook error: still SUCCESS
 	resp := tc.heartbeat([]string{"PG"}, map[string]map[string]string{"CG": {"T": "*"}})
-	if resp.ExtFields[extSubChange] != "false" {
-		t.Errorf("unchanged heartbeat: IS_SUB_CHANGE = %q", resp.ExtFields[extSubChange])
+	if resp.ExtStringOr(extSubChange, "") != "false" {
+		t.Errorf("unchanged heartbeat: IS_SUB_CHANGE = %q", resp.ExtStringOr(extSubChange, ""))
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
