@@ -251,8 +251,17 @@ func (d *jsonDecoder) strEscaped(start int) (string, error) {
 	buf := make([]byte, 0, min(end, len(d.s))-start)
 	i := start
 	for i < len(d.s) {
-		c := d.s[i]
-		if c == '"' {
+		// Copy the run up to the next backslash or the closing quote.
+		j := i
+		for j < len(d.s) && d.s[j] != '\\' && d.s[j] != '"' {
+			j++
+		}
+		buf = append(buf, d.s[i:j]...)
+		i = j
+		if i >= len(d.s) {
+			break
+		}
+		if d.s[i] == '"' {
 			d.i = i + 1
 			if len(buf) == 0 {
 				return "", nil
@@ -263,11 +272,6 @@ func (d *jsonDecoder) strEscaped(start int) (string, error) {
 				v = strings.ToValidUTF8(v, "\uFFFD")
 			}
 			return v, nil
-		}
-		if c != '\\' {
-			buf = append(buf, c)
-			i++
-			continue
 		}
 		if i+1 >= len(d.s) {
 			break
@@ -288,6 +292,15 @@ func (d *jsonDecoder) strEscaped(start int) (string, error) {
 		case 't':
 			buf = append(buf, '\t')
 		case 'u':
+			// \u00XX below 0x80 (the property separators \u0001 and
+			// \u0002 of every send) is one byte.
+			if i+4 <= len(d.s) && d.s[i] == '0' && d.s[i+1] == '0' {
+				if h, l := unhex(d.s[i+2]), unhex(d.s[i+3]); h < 8 && l < 16 {
+					buf = append(buf, h<<4|l)
+					i += 4
+					continue
+				}
+			}
 			r, ok := hex4(d.s, i)
 			if !ok {
 				d.i = i
@@ -313,6 +326,19 @@ func (d *jsonDecoder) strEscaped(start int) (string, error) {
 	}
 	d.i = len(d.s)
 	return "", d.errorf("unterminated string")
+}
+
+// unhex returns the value of a hex digit, or 16 for any other byte.
+func unhex(c byte) byte {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0'
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10
+	}
+	return 16
 }
 
 func utf16IsHighSurrogate(r rune) bool { return r >= 0xD800 && r < 0xDC00 }
