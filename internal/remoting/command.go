@@ -100,6 +100,9 @@ type Command struct {
 	ext *[]ExtField
 	// recyclable is set by MarkRecyclable.
 	recyclable bool
+	// pooled is set on a command a decoder took from the pool; recycle
+	// puts it back.
+	pooled bool
 }
 
 // MarkRecyclable lets the connection reuse the frame buffer that c.Body
@@ -124,14 +127,30 @@ func (c *Command) MarkRecyclable() { c.recyclable = true }
 // serves, which MarkRecyclable covers.
 func (c *Command) Release() { c.recycle() }
 
-// recycle returns c's pooled frame buffer and ext map. The caller owns c and
-// guarantees that nothing references them any more.
+// recycle returns c's pooled frame buffer and ext fields, and c itself
+// when a decoder took it from the pool. The caller owns c and guarantees
+// that nothing references c or them any more.
 func (c *Command) recycle() {
 	if c.frame != nil {
 		putFrameBuf(c.frame)
 		c.frame, c.Body = nil, nil
 	}
 	c.releaseExt()
+	if c.pooled {
+		*c = Command{}
+		cmdPool.Put(c)
+	}
+}
+
+var cmdPool sync.Pool // of *Command, for the decoders
+
+// newDecoded returns a zero Command for a decoder, from the pool.
+func newDecoded() *Command {
+	if c, ok := cmdPool.Get().(*Command); ok {
+		c.pooled = true
+		return c
+	}
+	return &Command{pooled: true}
 }
 
 // releaseExt returns c's pooled ext fields when ExtFields still uses them.

@@ -100,14 +100,13 @@ func decodeBinaryHeader(h []byte) (*Command, error) {
 	if len(h) < binaryFixedLen {
 		return nil, binaryErr("header of %d bytes is shorter than the %d fixed bytes", len(h), binaryFixedLen)
 	}
-	c := &Command{
-		SerializeType: SerializeRocketMQ,
-		Code:          int32(int16(binary.BigEndian.Uint16(h[0:]))),
-		Language:      languageName(h[2]),
-		Version:       int32(int16(binary.BigEndian.Uint16(h[3:]))),
-		Opaque:        int32(binary.BigEndian.Uint32(h[5:])),
-		Flag:          int32(binary.BigEndian.Uint32(h[9:])),
-	}
+	c := newDecoded()
+	c.SerializeType = SerializeRocketMQ
+	c.Code = int32(int16(binary.BigEndian.Uint16(h[0:])))
+	c.Language = languageName(h[2])
+	c.Version = int32(int16(binary.BigEndian.Uint16(h[3:])))
+	c.Opaque = int32(binary.BigEndian.Uint32(h[5:]))
+	c.Flag = int32(binary.BigEndian.Uint32(h[9:]))
 	// One copy of the header; remark, keys and values are substrings of it.
 	s := string(h)
 	p := 13

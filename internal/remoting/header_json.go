@@ -116,7 +116,8 @@ type jsonDecoder struct {
 
 func decodeJSONHeader(h []byte) (*Command, error) {
 	d := jsonDecoder{s: string(h)}
-	c := &Command{SerializeType: SerializeJSON}
+	c := newDecoded()
+	c.SerializeType = SerializeJSON
 	d.ws()
 	if !d.consume('{') {
 		return nil, d.errorf("header is not a JSON object")
