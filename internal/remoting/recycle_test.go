@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -102,8 +103,15 @@ func TestRecycleConcurrent(t *testing.T) {
 	const callers, perCaller = 16, 100
 	var seeds atomic.Uint64
 	var wg sync.WaitGroup
+	type keptTag struct {
+		seed uint64
+		tag  string
+	}
+	keptBy := make([][]keptTag, callers)
 	for g := range callers {
 		wg.Go(func() {
+			kept := keptBy[g][:0]
+			defer func() { keptBy[g] = kept }()
 			for i := range perCaller {
 				seed := seeds.Add(1)
 				n := []int{0, 100, 700, 1500, 5000, 20000, 70000}[rand.IntN(7)]
@@ -137,10 +145,24 @@ func TestRecycleConcurrent(t *testing.T) {
 				if got := resp.ExtStringOr("tag", ""); got != "t"+strconv.FormatUint(seed, 10) {
 					t.Errorf("seed %d: tag %s", seed, got)
 				}
+				// Strings read from a released response stay valid while
+				// its command and fields serve other frames.
+				tag := resp.ExtStringOr("tag", "")
+				resp.Release()
+				kept = append(kept, keptTag{seed, tag})
 			}
 		})
 	}
 	wg.Wait()
+	all := slices.Concat(keptBy...)
+	if len(all) != callers*perCaller && !t.Failed() {
+		t.Errorf("%d responses kept, want %d", len(all), callers*perCaller)
+	}
+	for _, k := range all {
+		if k.tag != "t"+strconv.FormatUint(k.seed, 10) {
+			t.Errorf("seed %d: tag read before Release became %q", k.seed, k.tag)
+		}
+	}
 	if n := failures.Load(); n > 0 {
 		t.Fatalf("%d handler checks failed", n)
 	}
