@@ -2,7 +2,7 @@
 // that a change of a few percent can be told from the host's drift (on the
 // shared 2-vCPU VM of docs/performance.md single runs move by ±25%).
 //
-//	abtest [-pairs 6] [-flush ASYNC_FLUSH] [-old-serve FLAGS] [-new-serve FLAGS] OLD_BIN NEW_BIN -- BENCH_ARGS...
+//	abtest [-pairs 6] [-flush ASYNC_FLUSH] [-old-serve FLAGS] [-new-serve FLAGS] [-own-gen] OLD_BIN NEW_BIN -- BENCH_ARGS...
 //
 // (Build it with `go build -o /tmp/abtest ./abtest` in bench/peers, and the
 // two txmq binaries with `go build -o FILE ./cmd/txmq` at each commit.)
@@ -10,10 +10,12 @@
 // Each pair starts a fresh broker from each binary, in a random order, on
 // 127.0.0.1 with its data in a temporary directory (deleted, then sync),
 // and runs `OLD_BIN bench BENCH_ARGS -n <its name server> --json` against
-// it: the load generator is the same for both sides. It prints each run's
-// rate (msgs/s, or tx/s in tx mode), the broker's CPU per message and the
-// latency p99 (e2e p99 too when measured), then for each figure the median
-// of the per-pair ratios NEW/OLD and in how many pairs NEW was better.
+// it: the load generator is the same for both sides (with -own-gen each
+// side runs its own binary's, to compare a change that reaches the client
+// code too). It prints each run's rate (msgs/s, or tx/s in tx mode), the
+// broker's and the load generator's CPU per message and the latency p99
+// (e2e p99 too when measured), then for each figure the median of the
+// per-pair ratios NEW/OLD and in how many pairs NEW was better.
 // With the same binary twice and -old-serve/-new-serve it compares two
 // broker settings instead.
 package main
