@@ -202,8 +202,8 @@ type ExtField struct {
 // Ext is the custom header fields of a command, in the order they are
 // sent. Set keeps keys unique, and the decoders use it; Get returns the
 // last value of a key, as a map would hold it. A slice instead of a map:
-// a header has a dozen fields, which a scan finds faster than a hash, and
-// decoding into it costs no map per frame.
+// a header has a dozen fields, which a scan finds about as fast as a hash
+// lookup, and decoding into it builds no map per frame.
 type Ext []ExtField
 
 // ExtOf returns the fields of m in key order (nil for an empty m).
