@@ -220,20 +220,11 @@ func ExtOf(m map[string]string) Ext {
 
 // Get returns the value of key and whether it is present.
 func (e Ext) Get(key string) (string, bool) {
-	if key == "" {
-		for i := len(e) - 1; i >= 0; i-- {
-			if e[i].Key == "" {
-				return e[i].Value, true
-			}
-		}
-		return "", false
-	}
 	// Keys are mostly short and of few lengths (V2 send headers are all
 	// single letters): the length and first byte rule out nearly every
 	// field before a full comparison.
-	b := key[0]
 	for i := len(e) - 1; i >= 0; i-- {
-		if k := e[i].Key; len(k) == len(key) && k[0] == b && k == key {
+		if k := e[i].Key; len(k) == len(key) && (k == "" || k[0] == key[0]) && k == key {
 			return e[i].Value, true
 		}
 	}

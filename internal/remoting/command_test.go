@@ -207,3 +207,13 @@ func TestRemotingDecodeManyExtKeys(t *testing.T) {
 		t.Fatalf("%d fields", len(c.ExtFields))
 	}
 }
+
+func TestRemotingExtGetEmptyKey(t *testing.T) {
+	e := Ext{{"a", "1"}, {"", "2"}}
+	if v, ok := e.Get(""); !ok || v != "2" {
+		t.Fatalf("Get empty key: %q %v", v, ok)
+	}
+	if _, ok := (Ext{{"a", "1"}}).Get(""); ok {
+		t.Fatal("empty key found in a header without it")
+	}
+}
