@@ -99,11 +99,10 @@ func (r *runner) complete(n int, resp *remoting.Command, err error, t0 int64) {
 	if err == nil && resp.Code == remoting.RespSuccess {
 		r.acked.Add(int64(n))
 		r.lat.Record(time.Duration(time.Now().UnixNano() - t0))
-		resp.Release()
-		return
+	} else {
+		r.errs.Add(int64(n))
+		r.noteErr(classify(resp, err), int64(n))
 	}
-	r.errs.Add(int64(n))
-	r.noteErr(classify(resp, err), int64(n))
 	if resp != nil {
 		resp.Release()
 	}

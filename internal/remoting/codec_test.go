@@ -13,7 +13,7 @@ import (
 )
 
 // requireCommandsEqual fails unless a and b carry the same fields. nil and
-// empty ext maps and bodies count as equal.
+// empty ext fields and bodies count as equal.
 func requireCommandsEqual(t testing.TB, want, got *Command) {
 	t.Helper()
 	if err := commandsDiffer(want, got); err != "" {
@@ -135,7 +135,7 @@ func TestRemotingCodecJSONEncodeMatchesG2(t *testing.T) {
 	if !bytes.Equal(b, want) {
 		t.Fatalf("got  %q\nwant %q", b, want)
 	}
-	// An empty ext map is still an object, and remark is always present.
+	// Empty ext fields are is still an object, and remark is always present.
 	b, _ = AppendFrame(nil, &Command{Code: 0, Language: "GO", Flag: 1})
 	if got := string(b[8:]); got != `{"code":0,"language":"GO","version":0,"opaque":0,"flag":1,"remark":"","extFields":{}}` {
 		t.Fatalf("empty header: %s", got)

@@ -42,7 +42,7 @@ func payload(seed uint64, n int) []byte {
 // TestRecycleConcurrent runs many concurrent requests whose frames are
 // recycled (the handler marks them) next to parked requests that are not,
 // and checks every body and ext field, on arrival and again when it is
-// answered: a frame buffer or ext map reused while still referenced
+// answered: a frame buffer or ext array reused while still referenced
 // would show as a mismatch (or as a race under -race).
 func TestRecycleConcurrent(t *testing.T) {
 	const reqCode, parkCode = ReqSendMessage, ReqPullMessage
@@ -59,7 +59,7 @@ func TestRecycleConcurrent(t *testing.T) {
 			return errors.New("body of seed " + strconv.FormatInt(seed, 10) + " corrupted")
 		}
 		if req.ExtStringOr("tag", "") != "t"+strconv.FormatInt(seed, 10) {
-			return errors.New("ext map of seed " + strconv.FormatInt(seed, 10) + " corrupted")
+			return errors.New("ext fields of seed " + strconv.FormatInt(seed, 10) + " corrupted")
 		}
 		return nil
 	}
