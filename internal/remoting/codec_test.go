@@ -135,7 +135,7 @@ func TestRemotingCodecJSONEncodeMatchesG2(t *testing.T) {
 	if !bytes.Equal(b, want) {
 		t.Fatalf("got  %q\nwant %q", b, want)
 	}
-	// Empty ext fields are is still an object, and remark is always present.
+	// Empty ext fields are still an object, and remark is always present.
 	b, _ = AppendFrame(nil, &Command{Code: 0, Language: "GO", Flag: 1})
 	if got := string(b[8:]); got != `{"code":0,"language":"GO","version":0,"opaque":0,"flag":1,"remark":"","extFields":{}}` {
 		t.Fatalf("empty header: %s", got)
