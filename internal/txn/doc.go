@@ -4,9 +4,11 @@
 //
 // All state derives from records in the commit log: the half message
 // (RMQ_SYS_TRANS_HALF_TOPIC, queue 0), the committed copy in the real
-// queue (PREPAREDTXOFFSET = the half's offset), small op records
-// (RMQ_SYS_TRANS_OP_HALF_TOPIC: d done, c checks sent, x discarded, r
-// resumed) and discarded copies (TRANS_CHECK_MAX_TIME_TOPIC). The service
+// queue (PREPAREDTXOFFSET = the half's offset; it alone ends a commit by
+// the producer's own END), small op records (RMQ_SYS_TRANS_OP_HALF_TOPIC:
+// d done, for rollbacks and for commits from a check or an operator, c
+// checks sent, x discarded, r resumed) and discarded copies
+// (TRANS_CHECK_MAX_TIME_TOPIC). The service
 // follows the log through [Service.OnRecord], which the store calls for
 // every record in commit-log order; [Service.Start] replays the log from
 // the last snapshot. Live paths only claim entries (an END marks its entry

@@ -219,7 +219,8 @@ func (s *Service) notClaimedLocked(req *EndRequest, off int64, e *entry) (EndRes
 	return EndResult{State: StatePrepared, HalfOffset: off, Message: "unknown: nothing done"}, nil
 }
 
-// endBatch is what one END appends: [committed copy, op d] or [op d].
+// endBatch is what one END appends: [committed copy], [committed copy,
+// op d] or [op d] (buildEnd).
 // Pooled: the store is done with the messages when the append completes.
 // The fields after list carry an asynchronous END (EndAsync) to its
 // completion.
@@ -291,20 +292,27 @@ func (s *Service) endClaimed(ctx context.Context, req *EndRequest, e *entry, hi 
 }
 
 // buildEnd fills b with the records that end the half at off (view v):
-// [committed copy, op d] for a commit, [op d] for a rollback.
+// [committed copy] for a producer's commit, [committed copy, op d] for a
+// commit answered to a check or decided by an operator, [op d] for a
+// rollback. A copy names its half (PREPAREDTXOFFSET, UNIQ_KEY, PGROUP), so
+// it ends the transaction by itself (the store hook resolves on it); op d
+// is what records a rollback, and who decided a commit that did not come
+// from the producer's own END.
 func (s *Service) buildEnd(b *endBatch, req *EndRequest, off int64, v message.View) {
 	uniq, realTopic, realQID := endFields(v.Properties())
 	b.uniq, b.st = uniq, StateRolledBack
 	if req.Resolution == ResolutionCommit {
 		b.st = StateCommitted
 	}
-	s.doneRecord(&b.op, off, b.st.op(), req.Source.String(), uniq)
 	list := b.list[:0]
 	if b.st == StateCommitted {
 		fillCopy(&b.copy, v, string(realTopic), parseQID(realQID), off)
 		list = append(list, &b.copy)
 	}
-	list = append(list, &b.op)
+	if b.st != StateCommitted || req.Source != SourceClient {
+		s.doneRecord(&b.op, off, b.st.op(), req.Source.String(), uniq)
+		list = append(list, &b.op)
+	}
 	b.n = len(list)
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"sync/atomic"
@@ -277,9 +278,12 @@ type history struct {
 
 // historyOf looks a transaction id up in the key index: discard copies in
 // TRANS_CHECK_MAX_TIME_TOPIC, op records r and d (which carry the id as
-// KEYS). It returns one history per half offset found.
+// KEYS), and committed copies in the discarded halves' real topics (a
+// producer's commit is recorded by its copy alone, indexed by UNIQ_KEY).
+// It returns one history per half offset found.
 func (s *Service) historyOf(id string) (map[int64]*history, error) {
 	hs := map[int64]*history{}
+	var topics []string // the discarded halves' real topics
 	get := func(off int64) *history {
 		h := hs[off]
 		if h == nil {
@@ -301,9 +305,31 @@ func (s *Service) historyOf(id string) (map[int64]*history, error) {
 		h := get(di.HalfOffset)
 		h.discard = max(h.discard, v.CommitLogOffset())
 		h.group = di.ProducerGroup
+		if di.Topic != "" && !slices.Contains(topics, di.Topic) {
+			topics = append(topics, di.Topic)
+		}
 	}
 	if len(hs) == 0 {
 		return hs, nil
+	}
+	for _, t := range topics {
+		copies, err := s.store.QueryByKey(t, id, 256, 0, math.MaxInt64)
+		if err != nil {
+			return nil, err
+		}
+		for _, rec := range copies {
+			v, err := message.Parse(rec)
+			if err != nil {
+				continue
+			}
+			ev, ok := parseEvent(v.CommitLogOffset(), v, nil)
+			if !ok || ev.kind != evCopy || ev.uniq != hashID(id) {
+				continue
+			}
+			if h := hs[ev.halfOff]; h != nil && ev.off > h.done {
+				h.done, h.doneState = ev.off, StateCommitted
+			}
+		}
 	}
 	ops, err := s.store.QueryByKey(message.TransOpHalfTopic, id, 256, 0, math.MaxInt64)
 	if err != nil {

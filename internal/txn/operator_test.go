@@ -191,3 +191,85 @@ func TestHandlers(t *testing.T) {
 	}
 	_ = message.TransHalfTopic
 }
+
+// opDone counts the op d records in the log for the half at off.
+func (h *harness) opDone(off int64) int {
+	h.t.Helper()
+	r, err := h.log.GetMessages(message.TransOpHalfTopic, 0, 0, 10000, 0, nil)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer r.Release()
+	n := 0
+	for _, rec := range r.Records {
+		v, err := message.Parse(rec)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if ev, ok := parseEvent(v.CommitLogOffset(), v, nil); ok && ev.kind == evDone {
+			for _, oe := range ev.ents {
+				if oe.off == off {
+					n++
+				}
+			}
+		}
+	}
+	return n
+}
+
+// A producer's commit is recorded by its copy alone; a rollback, and a
+// commit answered to a check, by op d. The discarded list still sees a
+// resumed transaction that its producer then committed as committed, from
+// the copy, also after a restart.
+func TestEndRecords(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.CheckMax = 1 })
+	ctx := context.Background()
+	commit := h.prepare("PG", uniqID(1))
+	rollback := h.prepare("PG", uniqID(2))
+	discard := h.prepare("PG", uniqID(3))
+	if _, err := h.endOff("PG", commit, ResolutionCommit); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.endOff("PG", rollback, ResolutionRollback); err != nil {
+		t.Fatal(err)
+	}
+	if n := h.opDone(commit.Append.CommitLogOffset); n != 0 {
+		t.Errorf("producer's commit wrote %d op d records, want 0 (the copy records it)", n)
+	}
+	if n := h.opDone(rollback.Append.CommitLogOffset); n != 1 {
+		t.Errorf("rollback wrote %d op d records, want 1", n)
+	}
+	// Discard 3 (a producer that does not answer), resume it, and let its
+	// producer commit it by END.
+	p := h.connectProducer("PG", nil)
+	h.clk.Add(6 * time.Second)
+	h.tick()
+	p.waitChecks(t, 1)
+	h.clk.Add(30 * time.Second)
+	h.tick()
+	if d, err := h.svc.Discarded(10); err != nil || len(d) != 1 || d[0].State != StateDiscarded {
+		t.Fatalf("discarded %+v %v", d, err)
+	}
+	if _, err := h.svc.Resume(ctx, uniqID(3)); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := h.endOff("PG", discard, ResolutionCommit); err != nil || !r.Applied {
+		t.Fatalf("commit after resume: %+v %v", r, err)
+	}
+	if n := h.opDone(discard.Append.CommitLogOffset); n != 0 {
+		t.Errorf("producer's commit after resume wrote %d op d records, want 0", n)
+	}
+	p.cl.Close()
+	for _, phase := range []string{"live", "after restart"} {
+		if d, err := h.svc.Discarded(10); err != nil || len(d) != 1 || d[0].State != StateCommitted {
+			t.Fatalf("%s: discarded list %+v %v, want the resumed one committed", phase, d, err)
+		}
+		if _, err := h.svc.Resume(ctx, uniqID(3)); !errors.Is(err, ErrNotDiscarded) {
+			t.Fatalf("%s: resume of a committed one: %v", phase, err)
+		}
+		if h.pendingN() != 0 || h.copiesOf(uniqID(1)) != 1 || h.copiesOf(uniqID(2)) != 0 || h.copiesOf(uniqID(3)) != 1 {
+			t.Fatalf("%s: pending %d, copies %d %d %d", phase, h.pendingN(), h.copiesOf(uniqID(1)), h.copiesOf(uniqID(2)), h.copiesOf(uniqID(3)))
+		}
+		h.restart()
+	}
+}
