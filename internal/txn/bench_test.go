@@ -20,7 +20,7 @@ const benchInflight = 16
 // BenchmarkPlainAppend and BenchmarkPrepareCommit run the same message
 // size and concurrency (benchInflight appenders) against the same store
 // setup, the real store with its real OnRecord hook: a plain send is one
-// append; a full transaction is a half append plus a [copy, op d] batch.
+// append; a full transaction is a half append plus its committed copy.
 //
 //	go test -run '^$' -bench 'PlainAppend|PrepareCommit' -benchtime 3s ./internal/txn/
 func BenchmarkPlainAppend(b *testing.B) {
@@ -151,4 +151,24 @@ func BenchmarkSnapshot1M(b *testing.B) {
 	b.ReportMetric(float64((locked/n).Microseconds())/1000, "ms-locked")
 	b.ReportMetric(float64((total/n).Microseconds())/1000, "ms/snapshot")
 	b.ReportMetric(100*float64(cpu/n)/float64(DefaultSnapshotInterval), "%cpu-at-30s")
+}
+
+// BenchmarkRecentAdd is the recently-resolved table's cost per resolved
+// transaction once it is full (every add evicts the oldest record): half
+// offsets grow as in the log, ids are random.
+//
+//	go test -run '^$' -bench RecentAdd ./internal/txn/
+func BenchmarkRecentAdd(b *testing.B) {
+	var t recentTable
+	t.init(recentSize)
+	x := uint64(1)
+	for i := 0; i < recentSize; i++ {
+		x = x*6364136223846793005 + 1442695040888963407
+		t.add(recentRec{off: int64(i) * 1300, uniq: x})
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		x = x*6364136223846793005 + 1442695040888963407
+		t.add(recentRec{off: int64(recentSize+i) * 1300, uniq: x})
+	}
 }

@@ -79,21 +79,29 @@ func (t *recentTable) forget(off int64) {
 
 // posTable maps keys to positions in the ring of a recentTable: open
 // addressing with linear probing and backward-shift deletion. A slot holds
-// position+1 (0: empty); the key of a slot is read from the ring, so the
-// table holds only positions whose record carries the key.
+// position+1 (0: empty) and the top 32 bits of its key's hash, from which
+// its home slot follows: a probe compares hashes without reading the ring
+// (a cache miss per slot in a table of 64k records), and reads a record
+// only to confirm a match. The table holds only positions whose record
+// carries the key.
 type posTable struct {
 	t      *recentTable
-	slots  []int32
-	shift  uint // 64 - log2(len(slots))
+	slots  []posSlot
+	bits   uint // log2(len(slots)), at most 32
 	byUniq bool // key is ring[pos].uniq, else ring[pos].off
+}
+
+type posSlot struct {
+	hash uint32 // top 32 bits of hash(key)
+	pos  int32  // ring position + 1; 0: empty
 }
 
 func (p *posTable) init(t *recentTable, n int, byUniq bool) {
 	size, bits := 1, uint(0)
-	for size < n {
+	for size < n && bits < 32 {
 		size, bits = size*2, bits+1
 	}
-	p.t, p.slots, p.shift, p.byUniq = t, make([]int32, size), 64-bits, byUniq
+	p.t, p.slots, p.bits, p.byUniq = t, make([]posSlot, size), bits, byUniq
 }
 
 func (p *posTable) key(pos int32) uint64 {
@@ -103,24 +111,27 @@ func (p *posTable) key(pos int32) uint64 {
 	return uint64(p.t.ring[pos].off)
 }
 
-// home is k's first slot (Fibonacci hashing: offsets are multiples of
-// record sizes, and the low bits of a key alone would cluster).
-func (p *posTable) home(k uint64) int {
-	if p.shift >= 64 {
+// hash32 is the top 32 bits of Fibonacci hashing of k (offsets are multiples
+// of record sizes, and the low bits of a key alone would cluster).
+func hash32(k uint64) uint32 { return uint32((k * 0x9E3779B97F4A7C15) >> 32) }
+
+// home is the first slot of a key whose hash is h.
+func (p *posTable) home(h uint32) int {
+	if p.bits == 0 {
 		return 0
 	}
-	return int((k * 0x9E3779B97F4A7C15) >> p.shift)
+	return int(h >> (32 - p.bits))
 }
 
 func (p *posTable) get(k uint64) (int32, bool) {
-	mask := len(p.slots) - 1
-	for i := p.home(k); ; i = (i + 1) & mask {
-		v := p.slots[i]
-		if v == 0 {
+	mask, h := len(p.slots)-1, hash32(k)
+	for i := p.home(h); ; i = (i + 1) & mask {
+		s := p.slots[i]
+		if s.pos == 0 {
 			return 0, false
 		}
-		if p.key(v-1) == k {
-			return v - 1, true
+		if s.hash == h && p.key(s.pos-1) == k {
+			return s.pos - 1, true
 		}
 	}
 }
@@ -128,11 +139,11 @@ func (p *posTable) get(k uint64) (int32, bool) {
 // set points k at pos (whose record carries k), replacing the position k
 // had.
 func (p *posTable) set(k uint64, pos int32) {
-	mask := len(p.slots) - 1
-	for i := p.home(k); ; i = (i + 1) & mask {
-		v := p.slots[i]
-		if v == 0 || v-1 == pos || p.key(v-1) == k {
-			p.slots[i] = pos + 1
+	mask, h := len(p.slots)-1, hash32(k)
+	for i := p.home(h); ; i = (i + 1) & mask {
+		s := p.slots[i]
+		if s.pos == 0 || s.pos-1 == pos || s.hash == h && p.key(s.pos-1) == k {
+			p.slots[i] = posSlot{hash: h, pos: pos + 1}
 			return
 		}
 	}
@@ -141,28 +152,28 @@ func (p *posTable) set(k uint64, pos int32) {
 // del removes the slot of k if it holds pos (k may since point elsewhere).
 func (p *posTable) del(k uint64, pos int32) {
 	mask := len(p.slots) - 1
-	i := p.home(k)
+	i := p.home(hash32(k))
 	for ; ; i = (i + 1) & mask {
-		v := p.slots[i]
-		if v == 0 {
+		s := p.slots[i]
+		if s.pos == 0 {
 			return
 		}
-		if v-1 == pos {
+		if s.pos-1 == pos {
 			break
 		}
 	}
 	// Backward shift: move up every later slot of the run whose home is
 	// not cyclically within (i, j], so no probe meets a hole too early.
 	for j := (i + 1) & mask; ; j = (j + 1) & mask {
-		v := p.slots[j]
-		if v == 0 {
+		s := p.slots[j]
+		if s.pos == 0 {
 			break
 		}
-		h := p.home(p.key(v - 1))
+		h := p.home(s.hash)
 		if i <= j && (h <= i || h > j) || i > j && h <= i && h > j {
-			p.slots[i] = v
+			p.slots[i] = s
 			i = j
 		}
 	}
-	p.slots[i] = 0
+	p.slots[i] = posSlot{}
 }
