@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/txmq/txmq/internal/message"
+	"github.com/txmq/txmq/internal/remoting"
 	"github.com/txmq/txmq/internal/store"
 )
 
@@ -30,11 +31,16 @@ type asyncPrep struct {
 	h      uint64
 	group  string
 	half   message.Ext
+	props  []byte // holds half.Properties; reused once p is recycled
 	done   func(PrepareResult, error)
 	doneFn func(store.AppendResult, error) // p.completed, bound once
 }
 
 var asyncPrepPool sync.Pool // of *asyncPrep
+
+// maxPooledProps bounds the properties buffers that pooled halves and
+// END batches keep for reuse.
+const maxPooledProps = 4 << 10
 
 func getAsyncPrep() *asyncPrep {
 	if p, ok := asyncPrepPool.Get().(*asyncPrep); ok {
@@ -82,7 +88,7 @@ func (s *Service) PrepareAsync(ctx context.Context, m *message.Ext, producerGrou
 	s.inflight[h] = &p.f
 	s.mu.Unlock()
 
-	p.half = *s.newHalf(m, producerGroup, uniq)
+	p.props = s.fillHalf(&p.half, m, producerGroup, uniq, p.props)
 	if err := s.store.AppendAsync(ctx, &p.half, p.doneFn); err != nil {
 		// Not appended: duplicates waiting on the flight retry themselves.
 		err = s.storeHalfFailed(err)
@@ -125,8 +131,11 @@ func (p *asyncPrep) finish(res PrepareResult, err error) {
 	if waited {
 		return
 	}
-	fn := p.doneFn
+	fn, props := p.doneFn, p.props
 	*p = asyncPrep{doneFn: fn}
+	if cap(props) <= maxPooledProps {
+		p.props = props[:0]
+	}
 	asyncPrepPool.Put(p)
 }
 
@@ -140,6 +149,12 @@ func (p *asyncPrep) finish(res PrepareResult, err error) {
 // ErrSlowPath with nothing done; a store that refuses the append returns
 // End's error (the claim undone). Either way done is never called.
 func (s *Service) EndAsync(ctx context.Context, req *EndRequest, done func(EndResult, error)) error {
+	return s.endAsync(ctx, req, done, nil, nil)
+}
+
+// endAsync is EndAsync; with done nil, the END request creq that arrived
+// on c is answered by answerEnd instead (no closure to allocate).
+func (s *Service) endAsync(ctx context.Context, req *EndRequest, done func(EndResult, error), c *remoting.Conn, creq *remoting.Command) error {
 	if req.Source >= numSources || !req.HasOffsets || req.TranStateTableOffset < 0 ||
 		req.Resolution == ResolutionUnknown || s.errIfClosedFast() != nil {
 		return ErrSlowPath
@@ -167,7 +182,7 @@ func (s *Service) EndAsync(ctx context.Context, req *EndRequest, done func(EndRe
 	}
 	b := getEndBatch()
 	s.buildEnd(b, req, off, v)
-	b.s, b.req, b.e, b.got, b.done = s, *req, e, got, done
+	b.s, b.req, b.e, b.got, b.done, b.conn, b.creq = s, *req, e, got, done, c, creq
 	if err := s.store.AppendBatchAsync(ctx, b.list[:b.n], b.res[:b.n], b.doneFn); err != nil {
 		err = s.appendFailed(e, b.st.op(), off, err)
 		got.Release()
@@ -186,10 +201,13 @@ func (b *endBatch) completed(err error) {
 	} else {
 		res = s.ended(context.Background(), &b.req, e, b.st, b.uniq, b.res[:b.n])
 	}
-	done := b.done
+	done, c, creq := b.done, b.conn, b.creq
 	b.got.Release()
 	b.put()
-	if done != nil {
+	switch {
+	case done != nil:
 		done(res, err)
+	case c != nil:
+		s.answerEnd(c, creq, res, err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/txmq/txmq/internal/message"
+	"github.com/txmq/txmq/internal/remoting"
 	"github.com/txmq/txmq/internal/store"
 )
 
@@ -229,6 +230,8 @@ type endBatch struct {
 	list     [2]*message.Ext
 	res      [2]store.AppendResult
 
+	props []byte // holds copy.Properties; reused once b is recycled
+
 	s      *Service
 	req    EndRequest
 	e      *entry
@@ -237,7 +240,9 @@ type endBatch struct {
 	st     State
 	n      int
 	done   func(EndResult, error)
-	doneFn func(error) // b.completed, bound once
+	conn   *remoting.Conn    // with creq, instead of done: the END served inline
+	creq   *remoting.Command // (answered by answerEnd)
+	doneFn func(error)       // b.completed, bound once
 }
 
 var endBatchPool sync.Pool // of *endBatch
@@ -252,8 +257,11 @@ func getEndBatch() *endBatch {
 }
 
 func (b *endBatch) put() {
-	fn := b.doneFn
+	fn, props := b.doneFn, b.props
 	*b = endBatch{doneFn: fn}
+	if cap(props) <= maxPooledProps {
+		b.props = props[:0]
+	}
 	endBatchPool.Put(b)
 }
 
@@ -306,7 +314,7 @@ func (s *Service) buildEnd(b *endBatch, req *EndRequest, off int64, v message.Vi
 	}
 	list := b.list[:0]
 	if b.st == StateCommitted {
-		fillCopy(&b.copy, v, string(realTopic), parseQID(realQID), off)
+		b.props = fillCopy(&b.copy, v, s.topicName(realTopic), parseQID(realQID), off, b.props)
 		list = append(list, &b.copy)
 	}
 	if b.st != StateCommitted || req.Source != SourceClient {
@@ -314,6 +322,17 @@ func (s *Service) buildEnd(b *endBatch, req *EndRequest, off int64, v message.Vi
 		list = append(list, &b.op)
 	}
 	b.n = len(list)
+}
+
+// topicName returns topic as a string: the one made last time when it is
+// the same (ENDs of one topic follow each other), else a new one.
+func (s *Service) topicName(topic []byte) string {
+	if p := s.lastTopic.Load(); p != nil && *p == string(topic) {
+		return *p
+	}
+	t := string(topic)
+	s.lastTopic.Store(&t)
+	return t
 }
 
 // ended accounts for an END whose records the store has (results): the

@@ -56,13 +56,7 @@ func (s *Service) HandleEndTransactionInline(c *remoting.Conn, req *remoting.Com
 		return nil, remoting.ErrNotInline
 	}
 	r.noTxID = true
-	err = s.EndAsync(c.Context(), &r, func(res EndResult, err error) {
-		resp := s.endAnswer(c, req, res, err)
-		// The END is over: nothing refers to req's frame or ext fields
-		// any more.
-		req.MarkRecyclable()
-		c.FinishNoWait(req, resp, nil)
-	})
+	err = s.endAsync(c.Context(), &r, nil, c, req)
 	switch {
 	case err == nil:
 		return nil, remoting.ErrDeferred
@@ -70,6 +64,21 @@ func (s *Service) HandleEndTransactionInline(c *remoting.Conn, req *remoting.Com
 		return nil, remoting.ErrNotInline
 	}
 	return s.endRefused(c, req, err), nil
+}
+
+// answerEnd answers an END_TRANSACTION that EndAsync served inline, from
+// the store's completion. A oneway END (what the official clients send)
+// gets no answer, so none is built unless it was refused (endRefused logs
+// why; the remoting layer drops the answer).
+func (s *Service) answerEnd(c *remoting.Conn, req *remoting.Command, res EndResult, err error) {
+	var resp *remoting.Command
+	if err != nil || !req.IsOneway() {
+		resp = s.endAnswer(c, req, res, err)
+	}
+	// The END is over: nothing refers to req's frame or ext fields any
+	// more.
+	req.MarkRecyclable()
+	c.FinishNoWait(req, resp, nil)
 }
 
 // endAnswer is the answer to an END_TRANSACTION that End (or EndAsync)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"unsafe"
 
@@ -191,7 +192,8 @@ func (s *Service) prepare(ctx context.Context, m *message.Ext, group, uniq strin
 			return res, err
 		}
 	}
-	half := s.newHalf(m, group, uniq)
+	half := new(message.Ext)
+	s.fillHalf(half, m, group, uniq, nil)
 	res, err := s.store.Append(ctx, half)
 	if err != nil {
 		return PrepareResult{}, s.storeHalfFailed(err)
@@ -232,9 +234,11 @@ func (s *Service) repeatedHalf(offs []dupCandidate, group, uniq string) (Prepare
 	return PrepareResult{}, false, nil
 }
 
-// newHalf builds the half message of m.
-func (s *Service) newHalf(m *message.Ext, group, uniq string) *message.Ext {
-	half := &message.Ext{
+// fillHalf fills half with the half message of m, its properties built
+// in buf (see halfProperties); it returns the buffer they alias.
+func (s *Service) fillHalf(half, m *message.Ext, group, uniq string, buf []byte) []byte {
+	props, buf := halfProperties(buf, m.Properties, m.Topic, m.QueueID, group, uniq)
+	*half = message.Ext{
 		Topic:          message.TransHalfTopic,
 		QueueID:        0,
 		Flag:           m.Flag,
@@ -244,12 +248,12 @@ func (s *Service) newHalf(m *message.Ext, group, uniq string) *message.Ext {
 		StoreHost:      m.StoreHost,
 		ReconsumeTimes: m.ReconsumeTimes,
 		Body:           m.Body,
-		Properties:     halfProperties(m.Properties, m.Topic, m.QueueID, group, uniq),
+		Properties:     props,
 	}
 	if !half.StoreHost.IsValid() {
 		half.StoreHost = s.cfg.StoreHost
 	}
-	return half
+	return buf
 }
 
 // applyMissedHalf indexes a half the store hook did not see (not wired).
@@ -271,12 +275,14 @@ func (s *Service) applyMissedHalf(res store.AppendResult, props string, h uint64
 // halfProperties returns the half's properties: the producer's without
 // REAL_TOPIC, REAL_QID, PGROUP, __transactionId__ and TRAN_MSG
 // (message.RemoveProperties), then those five appended
-// (message.AppendProperty), built with one allocation.
-func halfProperties(props, topic string, qid int32, group, uniq string) string {
+// (message.AppendProperty), built in buf (grown if it is too small; nil:
+// one allocation). The result aliases the buffer it returns, which must
+// not be written to while the result is in use.
+func halfProperties(buf []byte, props, topic string, qid int32, group, uniq string) (string, []byte) {
 	n := len(props) + len(message.PropRealTopic) + len(topic) + len(message.PropRealQueueID) + 11 +
 		len(message.PropProducerGroup) + len(group) + len(message.PropTransactionID) + len(uniq) +
 		len(message.PropTransactionPrepared) + len("true") + 10
-	b := make([]byte, 0, n)
+	b := slices.Grow(buf[:0], n)
 	b = appendWithout(b, props, message.PropRealTopic, message.PropRealQueueID,
 		message.PropProducerGroup, message.PropTransactionID, message.PropTransactionPrepared)
 	b = appendProp(b, message.PropRealTopic, topic)
@@ -287,6 +293,5 @@ func halfProperties(props, topic string, qid int32, group, uniq string) string {
 	b = appendProp(b, message.PropProducerGroup, group)
 	b = appendProp(b, message.PropTransactionID, uniq)
 	b = appendProp(b, message.PropTransactionPrepared, "true")
-	// b is never written to again.
-	return unsafe.String(unsafe.SliceData(b), len(b))
+	return unsafe.String(unsafe.SliceData(b), len(b)), b
 }

@@ -485,12 +485,13 @@ func parseQID(q []byte) int32 {
 // halfOff): the half's fields, body and properties but for TRAN_MSG,
 // REAL_TOPIC and REAL_QID, under its real topic and queue, with the commit
 // type in sysFlag and PREPAREDTXOFFSET = halfOff (what Apache RocketMQ
-// makes of a half). m.Body aliases v.
-func fillCopy(m *message.Ext, v message.View, realTopic string, realQID int32, halfOff int64) {
+// makes of a half). m.Body aliases v; m.Properties aliases the buffer
+// returned, built in buf (grown if it is too small).
+func fillCopy(m *message.Ext, v message.View, realTopic string, realQID int32, halfOff int64, buf []byte) []byte {
 	sys := v.SysFlag()
 	props := v.Properties()
 	// A read-only view of the record's properties for the call: p copies.
-	p := appendWithout(make([]byte, 0, len(props)), unsafe.String(unsafe.SliceData(props), len(props)),
+	p := appendWithout(slices.Grow(buf[:0], len(props)), unsafe.String(unsafe.SliceData(props), len(props)),
 		message.PropTransactionPrepared, message.PropRealTopic, message.PropRealQueueID)
 	*m = message.Ext{
 		Topic:                     realTopic,
@@ -504,7 +505,7 @@ func fillCopy(m *message.Ext, v message.View, realTopic string, realQID int32, h
 		PreparedTransactionOffset: halfOff,
 		BodyCRC:                   v.StoredBodyCRC(),
 		Body:                      v.Body(),
-		// p is never written to again.
-		Properties: unsafe.String(unsafe.SliceData(p), len(p)),
+		Properties:                unsafe.String(unsafe.SliceData(p), len(p)),
 	}
+	return p
 }

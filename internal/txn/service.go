@@ -176,6 +176,8 @@ type Service struct {
 
 	replayFrom, replayTo atomic.Int64
 
+	lastTopic atomic.Pointer[string] // topicName's cache: the last real topic of a committed copy
+
 	c counters
 }
 
