@@ -179,7 +179,8 @@ func (d *jsonDecoder) errorf(format string, args ...any) error {
 }
 
 func (d *jsonDecoder) ws() {
-	for d.i < len(d.s) {
+	// One comparison in the common case: the next byte is a token.
+	for d.i < len(d.s) && d.s[d.i] <= ' ' {
 		switch d.s[d.i] {
 		case ' ', '\t', '\n', '\r':
 			d.i++
@@ -212,6 +213,17 @@ func (d *jsonDecoder) literal(lit string) bool {
 	return false
 }
 
+// strSpecial marks the bytes str must look at: the closing quote, a
+// backslash, and bytes of multi-byte UTF-8 sequences (one table load per
+// byte instead of three comparisons).
+var strSpecial = func() (t [256]bool) {
+	t['"'], t['\\'] = true, true
+	for c := utf8.RuneSelf; c < 256; c++ {
+		t[c] = true
+	}
+	return t
+}()
+
 // str parses a JSON string. Without escapes the result is a substring of s.
 func (d *jsonDecoder) str() (string, error) {
 	if !d.consume('"') {
@@ -220,7 +232,11 @@ func (d *jsonDecoder) str() (string, error) {
 	start := d.i
 	ascii := true
 	for i := start; i < len(d.s); i++ {
-		switch c := d.s[i]; {
+		c := d.s[i]
+		if !strSpecial[c] {
+			continue
+		}
+		switch {
 		case c == '"':
 			d.i = i + 1
 			v := d.s[start:i]
