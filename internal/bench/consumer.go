@@ -50,6 +50,7 @@ func (r *runner) pullLoop(ctx context.Context, stop context.CancelFunc, t target
 			}
 			continue
 		}
+		r.pulls.Add(1)
 		next, nerr := resp.ExtInt64("nextBeginOffset")
 		switch resp.Code {
 		case remoting.RespSuccess:
@@ -57,9 +58,11 @@ func (r *runner) pullLoop(ctx context.Context, stop context.CancelFunc, t target
 		case remoting.RespPullNotFound, remoting.RespPullRetryImmediately, remoting.RespPullOffsetMoved:
 		default:
 			r.noteErr("pull: "+classify(resp, nil), 0)
+			resp.Release()
 			pause(ctx)
 			continue
 		}
+		resp.Release()
 		if nerr == nil {
 			off = next
 		}

@@ -74,6 +74,7 @@ type Result struct {
 	MBPerSec    float64          `json:"mb_per_s"`   // body bytes, 10^6 per second
 	Latency     Latency          `json:"latency_ms"` // send (tx: whole transaction) latency; consumer: delivery
 	Received    int64            `json:"received,omitempty"`
+	Pulls       int64            `json:"pulls,omitempty"` // PULL_MESSAGE requests answered (whole run)
 	RecvPerSec  float64          `json:"received_per_s,omitempty"`
 	E2E         *Latency         `json:"e2e_ms,omitempty"` // send (tx: commit) to delivery
 	Tx          *TxResult        `json:"tx,omitempty"`
@@ -269,6 +270,7 @@ func (p *reporter) result(load time.Duration, cpu CPUUsage) *Result {
 	}
 	r.errMu.Unlock()
 	res.Received = r.received.Load()
+	res.Pulls = r.pulls.Load()
 	// Counts are of the whole run (they check delivery); rates are of the
 	// measured phase.
 	var base counters
@@ -331,7 +333,7 @@ func (p *reporter) printSummary(res *Result) {
 	}
 	switch cfg.Mode {
 	case ModeConsumer:
-		fmt.Fprintf(w, "received %d messages in %.2f s: %.0f msg/s, %.2f MB/s\n", res.Received, res.DurationSec+res.WarmupSec, res.MsgsPerSec, res.MBPerSec)
+		fmt.Fprintf(w, "received %d messages in %.2f s: %.0f msg/s, %.2f MB/s%s\n", res.Received, res.DurationSec+res.WarmupSec, res.MsgsPerSec, res.MBPerSec, perPull(res))
 		lat("send-to-delivery", res.Latency)
 	default:
 		fmt.Fprintf(w, "sent %d = acked %d + errors %d in %.2f s: %.0f msg/s, %.2f MB/s\n",
@@ -347,7 +349,7 @@ func (p *reporter) printSummary(res *Result) {
 				name = "commit-to-delivery(ms)"
 			}
 			lat(name, *res.E2E)
-			fmt.Fprintf(w, "received %d messages\n", res.Received)
+			fmt.Fprintf(w, "received %d messages%s\n", res.Received, perPull(res))
 		}
 	}
 	if t := res.Tx; t != nil {
@@ -377,4 +379,12 @@ func (p *reporter) printSummary(res *Result) {
 	if res.GC != "" {
 		fmt.Fprintf(w, "load generator GC: %s\n", res.GC)
 	}
+}
+
+// perPull says how many pulls delivered the messages received.
+func perPull(res *Result) string {
+	if res.Pulls == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" in %d pulls (%.1f per pull)", res.Pulls, float64(res.Received)/float64(res.Pulls))
 }

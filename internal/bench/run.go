@@ -55,6 +55,7 @@ type runner struct {
 
 	sent, acked, errs atomic.Int64 // messages
 	received          atomic.Int64 // messages pulled (consumer, e2e, tx)
+	pulls             atomic.Int64 // PULL_MESSAGE requests answered
 	receivedBytes     atomic.Int64
 	lat, e2e          Recorder // send (tx: transaction) latency; delivery latency
 
