@@ -43,6 +43,24 @@ func randProps(r *rand.Rand) string {
 	return string(b)
 }
 
+func TestAppendWithoutMatchesRemoveProperties(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	sets := [][]string{
+		{message.PropTransactionPrepared, message.PropRealTopic, message.PropRealQueueID},
+		{message.PropRealTopic, message.PropRealQueueID, message.PropProducerGroup, message.PropTransactionID,
+			message.PropTransactionPrepared},
+		{"a"}, {"X", PropOp}, {},
+	}
+	for i := 0; i < 20000; i++ {
+		props, keys := randProps(r), sets[r.IntN(len(sets))]
+		prefix := []byte("prefix")
+		want := "prefix" + message.RemoveProperties(props, keys...)
+		if got := string(appendWithout(prefix, props, keys...)); got != want {
+			t.Fatalf("appendWithout(%q, %q):\n got %q\nwant %q", props, keys, got, want)
+		}
+	}
+}
+
 func TestHalfPropertiesMatchReference(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	var buf []byte // reused, as a pooled half's buffer is

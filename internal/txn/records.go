@@ -406,23 +406,30 @@ func appendProp[V string | []byte](b []byte, key string, value V) []byte {
 // name/value separator and a key not in keys, each followed by the
 // property separator.
 func appendWithout(b []byte, p string, keys ...string) []byte {
-	found := false
-	message.RangeProperties(p, func(k, _ string) bool {
-		found = slices.Contains(keys, k)
-		return !found
-	})
-	if !found {
-		return append(b, p...)
-	}
+	// One pass: build the edited form, and note whether a well-formed
+	// entry (exactly one name/value separator) had one of keys; if none
+	// did, the result is p unchanged.
+	start, orig, found := len(b), p, false
 	for len(p) > 0 {
-		var item string
-		item, p, _ = strings.Cut(p, string(message.PropertySeparator))
-		k, _, ok := strings.Cut(item, string(message.NameValueSeparator))
-		if !ok || slices.Contains(keys, k) {
+		item := p
+		if i := strings.IndexByte(p, message.PropertySeparator); i >= 0 {
+			item, p = p[:i], p[i+1:]
+		} else {
+			p = ""
+		}
+		j := strings.IndexByte(item, message.NameValueSeparator)
+		if j < 0 {
+			continue
+		}
+		if slices.Contains(keys, item[:j]) {
+			found = found || strings.IndexByte(item[j+1:], message.NameValueSeparator) < 0
 			continue
 		}
 		b = append(b, item...)
 		b = append(b, message.PropertySeparator)
+	}
+	if !found {
+		return append(b[:start], orig...)
 	}
 	return b
 }
