@@ -49,8 +49,9 @@ type EndResult struct {
 // End resolves a transaction. The first final state wins: a later END for
 // the same half (repeat, commit after rollback, client racing a check
 // answer) is a logged, counted no-op, returned as Duplicate, not an error.
-// Commit appends [committed copy, op d] as one batch; rollback appends
-// [op d]. An unknown resolution changes nothing.
+// Commit appends the committed copy (with op d in the same batch unless
+// the producer itself ended it, see buildEnd); rollback appends [op d].
+// An unknown resolution changes nothing.
 func (s *Service) End(ctx context.Context, req EndRequest) (EndResult, error) {
 	return s.end(ctx, &req)
 }
