@@ -54,6 +54,10 @@ func TestRunModes(t *testing.T) {
 				if r.Received != 500 || r.Latency.Count != 500 {
 					t.Errorf("received %d (latency samples %d), want 500", r.Received, r.Latency.Count)
 				}
+				// Every pull that found messages returned at most 32 of them.
+				if r.Pulls == 0 || r.Pulls*32 < r.Received {
+					t.Errorf("%d pulls for %d messages", r.Pulls, r.Received)
+				}
 			}},
 		{"tx commit only", Config{Mode: ModeTx, Topic: "BenchTx", Inflight: 8, Count: 300},
 			func(t *testing.T, r *Result) {
@@ -61,6 +65,9 @@ func TestRunModes(t *testing.T) {
 				wantTx(t, r)
 				if r.Tx.Committed != 300 || r.Tx.Delivered != 300 || !r.Tx.EndOneway {
 					t.Errorf("committed %d delivered %d (END oneway %v), want 300 with END oneway", r.Tx.Committed, r.Tx.Delivered, r.Tx.EndOneway)
+				}
+				if r.Pulls == 0 || r.Pulls*32 < r.Received {
+					t.Errorf("%d pulls for %d messages", r.Pulls, r.Received)
 				}
 			}},
 		{"tx with END answered", Config{Mode: ModeTx, Topic: "BenchTxSync", Inflight: 8, Count: 200, CommitRatio: 0.7,
