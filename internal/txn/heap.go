@@ -1,12 +1,28 @@
 package txn
 
 // entryHeap is a binary min-heap of entries that keeps each entry's index
-// in one of its fields (idx), so entries can be removed or fixed in
-// O(log n). The service keeps two: by next check time and by store time.
+// in one of its fields, so entries can be removed or fixed in O(log n).
+// The service keeps two: by next check time (index in hidx) and, with
+// byStored, by store time (index in aidx); ties go to the lower offset.
+// The order and the index field are chosen by a flag rather than by
+// function values, so comparisons and swaps compile inline.
 type entryHeap struct {
-	a    []*entry
-	less func(a, b *entry) bool
-	idx  func(e *entry) *int32
+	a        []*entry
+	byStored bool
+}
+
+func (h *entryHeap) less(a, b *entry) bool {
+	if h.byStored {
+		return a.stored < b.stored || a.stored == b.stored && a.off < b.off
+	}
+	return a.next < b.next || a.next == b.next && a.off < b.off
+}
+
+func (h *entryHeap) idx(e *entry) *int32 {
+	if h.byStored {
+		return &e.aidx
+	}
+	return &e.hidx
 }
 
 func (h *entryHeap) len() int { return len(h.a) }

@@ -224,10 +224,7 @@ func New(cfg Config, log Log, producers Producers) (*Service, error) {
 		wake:      make(chan struct{}, 1),
 		wakeAt:    math.MaxInt64,
 	}
-	s.checkQ.idx = func(e *entry) *int32 { return &e.hidx }
-	s.checkQ.less = func(a, b *entry) bool { return a.next < b.next || a.next == b.next && a.off < b.off }
-	s.ageQ.idx = func(e *entry) *int32 { return &e.aidx }
-	s.ageQ.less = func(a, b *entry) bool { return a.stored < b.stored || a.stored == b.stored && a.off < b.off }
+	s.ageQ.byStored = true
 	s.recent.init(recentSize)
 	return s, nil
 }
