@@ -313,37 +313,19 @@ func (s *Service) historyOf(id string) (map[int64]*history, error) {
 		return hs, nil
 	}
 	for _, t := range topics {
-		copies, err := s.store.QueryByKey(t, id, 256, 0, math.MaxInt64)
-		if err != nil {
-			return nil, err
-		}
-		for _, rec := range copies {
-			v, err := message.Parse(rec)
-			if err != nil {
-				continue
-			}
-			ev, ok := parseEvent(v.CommitLogOffset(), v, nil)
-			if !ok || ev.kind != evCopy || ev.uniq != hashID(id) {
-				continue
+		err := s.eventsByKey(t, id, func(ev *event) {
+			if ev.kind != evCopy || ev.uniq != hashID(id) {
+				return
 			}
 			if h := hs[ev.halfOff]; h != nil && ev.off > h.done {
 				h.done, h.doneState = ev.off, StateCommitted
 			}
-		}
-	}
-	ops, err := s.store.QueryByKey(message.TransOpHalfTopic, id, 256, 0, math.MaxInt64)
-	if err != nil {
-		return nil, err
-	}
-	for _, rec := range ops {
-		v, err := message.Parse(rec)
+		})
 		if err != nil {
-			continue
+			return nil, err
 		}
-		ev, ok := parseEvent(v.CommitLogOffset(), v, nil)
-		if !ok {
-			continue
-		}
+	}
+	err = s.eventsByKey(message.TransOpHalfTopic, id, func(ev *event) {
 		for _, oe := range ev.ents {
 			h := hs[oe.off]
 			if h == nil {
@@ -358,8 +340,31 @@ func (s *Service) historyOf(id string) (map[int64]*history, error) {
 				}
 			}
 		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	return hs, nil
+}
+
+// eventsByKey calls fn with the transactional event of each record of
+// topic whose key (KEYS or UNIQ_KEY) is id, at most 256 of them; records
+// that are not transactional are skipped.
+func (s *Service) eventsByKey(topic, id string, fn func(*event)) error {
+	recs, err := s.store.QueryByKey(topic, id, 256, 0, math.MaxInt64)
+	if err != nil {
+		return err
+	}
+	for _, rec := range recs {
+		v, err := message.Parse(rec)
+		if err != nil {
+			continue
+		}
+		if ev, ok := parseEvent(v.CommitLogOffset(), v, nil); ok {
+			fn(&ev)
+		}
+	}
+	return nil
 }
 
 // currentState says what became of a discarded half.

@@ -37,12 +37,7 @@ func TestOperator(t *testing.T) {
 		t.Fatalf("operator rollback: %+v %v", r, err)
 	}
 	// Discard 2 and 3 (no producer answers, CheckMax 1).
-	p := h.connectProducer("PG", nil)
-	h.clk.Add(6 * time.Second)
-	h.tick()
-	p.waitChecks(t, 2)
-	h.clk.Add(30 * time.Second)
-	h.tick()
+	p := h.discardUnanswered("PG", 2)
 	d, err := h.svc.Discarded(10)
 	if err != nil || len(d) != 2 || d[0].TransactionID != uniqID(3) || d[0].State != StateDiscarded {
 		t.Fatalf("discarded %+v %v", d, err)
@@ -192,6 +187,20 @@ func TestHandlers(t *testing.T) {
 	_ = message.TransHalfTopic
 }
 
+// discardUnanswered connects a producer of group that answers no check,
+// lets the n pending transactions (CheckMax 1) be checked once, and then
+// discarded; it returns the producer.
+func (h *harness) discardUnanswered(group string, n int) *producer {
+	h.t.Helper()
+	p := h.connectProducer(group, nil)
+	h.clk.Add(6 * time.Second)
+	h.tick()
+	p.waitChecks(h.t, n)
+	h.clk.Add(30 * time.Second)
+	h.tick()
+	return p
+}
+
 // opDone counts the op d records in the log for the half at off.
 func (h *harness) opDone(off int64) int {
 	h.t.Helper()
@@ -241,12 +250,7 @@ func TestEndRecords(t *testing.T) {
 	}
 	// Discard 3 (a producer that does not answer), resume it, and let its
 	// producer commit it by END.
-	p := h.connectProducer("PG", nil)
-	h.clk.Add(6 * time.Second)
-	h.tick()
-	p.waitChecks(t, 1)
-	h.clk.Add(30 * time.Second)
-	h.tick()
+	p := h.discardUnanswered("PG", 1)
 	if d, err := h.svc.Discarded(10); err != nil || len(d) != 1 || d[0].State != StateDiscarded {
 		t.Fatalf("discarded %+v %v", d, err)
 	}
