@@ -124,6 +124,7 @@ func New(cfg config.Config, opts Options) (*Broker, error) {
 		scfg.Logger = slog.Default()
 	}
 	scfg.OnDispatch = b.holds.notify
+	scfg.UnindexedTopic = message.TransHalfTopic
 	// One record hook for the services that follow the commit log; each
 	// costs a topic comparison for ordinary records.
 	scfg.OnRecord = func(off int64, v message.View) {

@@ -69,6 +69,13 @@ type Config struct {
 	// follows the commit log through it.)
 	OnRecord func(off int64, v message.View)
 
+	// UnindexedTopic, if set, names a topic whose records the key index
+	// skips: QueryByKey finds none of them. The broker sets it to
+	// RMQ_SYS_TRANS_HALF_TOPIC: pending halves are found through the
+	// transaction service, and every half would otherwise cost an index
+	// entry that no reader uses.
+	UnindexedTopic string
+
 	// Now is the broker clock (store timestamps, retention). Default time.Now.
 	Now func() time.Time
 	// DiskUsage reports the used percentage (0..100) of the filesystem

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -238,6 +241,40 @@ func TestStoreQueryByKey(t *testing.T) {
 	if got, _ := s2.QueryByKey("T", "order-1", 10, 0, t1); len(got) != 2 {
 		t.Fatalf("after reopen: %d records", len(got))
 	}
+}
+
+// TestStoreUnindexedTopic: records of Config.UnindexedTopic are not in the
+// key index, live or after the index is rebuilt on reopen; other topics
+// with the same keys are.
+func TestStoreUnindexedTopic(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.UnindexedTopic = "Hidden"
+	s := openStore(t, cfg)
+	hidden := newMsg("Hidden", 0, "h", message.PropKeys, "k", message.PropUniqClientMessageID, "U1")
+	shown := newMsg("Shown", 0, "s", message.PropKeys, "k", message.PropUniqClientMessageID, "U1")
+	mustAppend(t, s, hidden)
+	mustAppend(t, s, shown)
+	check := func(s *Store, when string) {
+		t.Helper()
+		for _, key := range []string{"k", "U1"} {
+			if got, err := s.QueryByKey("Hidden", key, 10, 0, math.MaxInt64); err != nil || len(got) != 0 {
+				t.Fatalf("%s: QueryByKey(Hidden, %q) = %d records, %v; want none", when, key, len(got), err)
+			}
+			got, err := s.QueryByKey("Shown", key, 10, 0, math.MaxInt64)
+			if err != nil || len(got) != 1 {
+				t.Fatalf("%s: QueryByKey(Shown, %q) = %d records, %v; want 1", when, key, len(got), err)
+			}
+			checkRecordIs(t, got[0], shown)
+		}
+	}
+	check(s, "live")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(cfg.Dir, indexDirName)); err != nil {
+		t.Fatal(err)
+	}
+	check(openStore(t, cfg), "index rebuilt")
 }
 
 func TestStoreDeleteTopic(t *testing.T) {

@@ -210,8 +210,11 @@ type ixEnt struct {
 // collectRecordKeys collects the record's KEYS (space separated) and
 // UNIQ_KEY (unless it is among them) under topic#key. props is read in one
 // pass; the first well-formed entry of each name counts, as
-// message.Property.
+// message.Property. Records of Config.UnindexedTopic have none collected.
 func (s *Store) collectRecordKeys(topic, props string, off, ts int64) {
+	if topic == s.cfg.UnindexedTopic && topic != "" {
+		return
+	}
 	keys, uniq, hasKeys, hasUniq := keyProps(props)
 	if !hasKeys && !hasUniq {
 		return
