@@ -172,3 +172,40 @@ func BenchmarkRecentAdd(b *testing.B) {
 		t.add(recentRec{off: int64(recentSize+i) * 1300, uniq: x})
 	}
 }
+
+// BenchmarkBuildEnd builds a producer's commit from a half record the way
+// the END path does: cut from a half this txmq stored (current layout), and
+// scanned from a half in the layout before it (older).
+//
+//	go test -run '^$' -bench BuildEnd ./internal/txn/
+func BenchmarkBuildEnd(b *testing.B) {
+	m := halfMsg("TopicA", 1, uniqID(1), string(make([]byte, benchBody)),
+		message.PropKeys, "order-1", message.PropWaitStoreMsgOK, "true", message.PropProducerGroup, "PG")
+	cur, _ := halfProperties(nil, m.Properties, m.Topic, m.QueueID, "PG", uniqID(1))
+	// The layout before: REAL_TOPIC, REAL_QID, PGROUP, __transactionId__, TRAN_MSG.
+	old := message.RemoveProperties(m.Properties, message.PropTransactionPrepared, message.PropProducerGroup)
+	for _, kv := range [][2]string{{message.PropRealTopic, m.Topic}, {message.PropRealQueueID, "1"},
+		{message.PropProducerGroup, "PG"}, {message.PropTransactionID, uniqID(1)}, {message.PropTransactionPrepared, "true"}} {
+		old = message.AppendProperty(old, kv[0], kv[1])
+	}
+	s := &Service{}
+	for _, layout := range []struct{ name, props string }{{"current", cur}, {"older", old}} {
+		half := *m
+		half.Topic, half.QueueID, half.Properties = message.TransHalfTopic, 0, layout.props
+		v, err := halfView(half.AppendTo(nil))
+		if err != nil {
+			b.Fatal(err)
+		}
+		req := &EndRequest{Resolution: ResolutionCommit, Source: SourceClient}
+		b.Run(layout.name, func(b *testing.B) {
+			eb := getEndBatch()
+			for b.Loop() {
+				s.buildEnd(eb, req, 4096, v)
+			}
+			if eb.n != 1 || eb.copy.Topic != "TopicA" {
+				b.Fatalf("built %d records, copy in %q", eb.n, eb.copy.Topic)
+			}
+			eb.put()
+		})
+	}
+}

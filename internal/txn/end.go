@@ -308,14 +308,21 @@ func (s *Service) endClaimed(ctx context.Context, req *EndRequest, e *entry, hi 
 // is what records a rollback, and who decided a commit that did not come
 // from the producer's own END.
 func (s *Service) buildEnd(b *endBatch, req *EndRequest, off int64, v message.View) {
-	uniq, realTopic, realQID := endFields(v.Properties())
+	copyProps, uniq, realTopic, realQID, cut := splitHalfProps(v.Properties())
+	if !cut {
+		uniq, realTopic, realQID = endFields(v.Properties())
+	}
 	b.uniq, b.st = uniq, StateRolledBack
 	if req.Resolution == ResolutionCommit {
 		b.st = StateCommitted
 	}
 	list := b.list[:0]
 	if b.st == StateCommitted {
-		b.props = fillCopy(&b.copy, v, s.topicName(realTopic), parseQID(realQID), off, b.props)
+		if cut {
+			fillCopyProps(&b.copy, v, s.topicName(realTopic), parseQID(realQID), off, copyProps)
+		} else {
+			b.props = fillCopy(&b.copy, v, s.topicName(realTopic), parseQID(realQID), off, b.props)
+		}
 		list = append(list, &b.copy)
 	}
 	if b.st != StateCommitted || req.Source != SourceClient {

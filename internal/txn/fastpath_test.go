@@ -6,7 +6,9 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/txmq/txmq/internal/message"
@@ -61,22 +63,78 @@ func TestAppendWithoutMatchesRemoveProperties(t *testing.T) {
 	}
 }
 
+// filteredProps is appendFiltered's specification: every entry of p that
+// has a name/value separator and a key not in keys, each followed by the
+// property separator.
+func filteredProps(p string, keys ...string) string {
+	var b strings.Builder
+	for _, item := range strings.Split(p, string(message.PropertySeparator)) {
+		k, _, ok := strings.Cut(item, string(message.NameValueSeparator))
+		if ok && !slices.Contains(keys, k) {
+			b.WriteString(item)
+			b.WriteByte(message.PropertySeparator)
+		}
+	}
+	return b.String()
+}
+
 func TestHalfPropertiesMatchReference(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	var buf []byte // reused, as a pooled half's buffer is
 	for i := 0; i < 20000; i++ {
 		props := randProps(r)
 		qid := int32(r.IntN(1000))
-		ref := message.RemoveProperties(props, message.PropRealTopic, message.PropRealQueueID,
+		ref := filteredProps(props, message.PropRealTopic, message.PropRealQueueID,
 			message.PropProducerGroup, message.PropTransactionID, message.PropTransactionPrepared)
-		ref = message.AppendProperty(ref, message.PropRealTopic, "TopicB")
-		ref = message.AppendProperty(ref, message.PropRealQueueID, strconv.Itoa(int(qid)))
 		ref = message.AppendProperty(ref, message.PropProducerGroup, "PG")
 		ref = message.AppendProperty(ref, message.PropTransactionID, "U1")
+		ref = message.AppendProperty(ref, message.PropRealTopic, "TopicB")
+		ref = message.AppendProperty(ref, message.PropRealQueueID, strconv.Itoa(int(qid)))
 		ref = message.AppendProperty(ref, message.PropTransactionPrepared, "true")
 		var got string
 		if got, buf = halfProperties(buf, props, "TopicB", qid, "PG", "U1"); got != ref {
 			t.Fatalf("props %q:\n got %q\nwant %q", props, got, ref)
+		}
+		// An END cuts the copy's properties off the front, and finds what
+		// the scan finds.
+		cp, u, rt, rq, ok := splitHalfProps([]byte(got))
+		if !ok {
+			t.Fatalf("splitHalfProps(%q) refused what halfProperties built", got)
+		}
+		wantCP := message.RemoveProperties(got, message.PropTransactionPrepared, message.PropRealTopic, message.PropRealQueueID)
+		// (UNIQ_KEY is __transactionId__'s value: Prepare passes it as uniq.)
+		_, wrt, wrq := endFields([]byte(got))
+		if string(cp) != wantCP || string(u) != "U1" || string(rt) != string(wrt) || string(rq) != string(wrq) {
+			t.Fatalf("splitHalfProps(%q) = %q %q %q %q, want %q U1 %q %q", got, cp, u, rt, rq, wantCP, wrt, wrq)
+		}
+	}
+}
+
+// TestSplitHalfPropsRefusesOtherLayouts: a half whose properties do not end
+// as halfProperties lays them out (an older txmq's order, a malformed or
+// missing entry) is refused, so the END scans it instead.
+func TestSplitHalfPropsRefusesOtherLayouts(t *testing.T) {
+	const sep, nv = "\x02", "\x01"
+	good := "A" + nv + "1" + sep + "__transactionId__" + nv + "U" + sep + "REAL_TOPIC" + nv + "T" + sep +
+		"REAL_QID" + nv + "3" + sep + "TRAN_MSG" + nv + "true" + sep
+	if cp, u, rt, rq, ok := splitHalfProps([]byte(good)); !ok || string(cp) != "A"+nv+"1"+sep+"__transactionId__"+nv+"U"+sep ||
+		string(u) != "U" || string(rt) != "T" || string(rq) != "3" {
+		t.Fatalf("splitHalfProps(%q) = %q %q %q %q %v", good, cp, u, rt, rq, ok)
+	}
+	for _, p := range []string{
+		"",
+		strings.TrimSuffix(good, sep), // no final separator
+		// Before this layout: REAL_TOPIC, REAL_QID, PGROUP, __transactionId__, TRAN_MSG.
+		"REAL_TOPIC" + nv + "T" + sep + "REAL_QID" + nv + "3" + sep + "PGROUP" + nv + "G" + sep +
+			"__transactionId__" + nv + "U" + sep + "TRAN_MSG" + nv + "true" + sep,
+		strings.Replace(good, "TRAN_MSG"+nv+"true", "TRAN_MSG"+nv+"false", 1),
+		strings.Replace(good, "REAL_QID"+nv+"3", "REAL_QID"+nv+"3"+nv+"4", 1),
+		strings.Replace(good, "REAL_TOPIC"+nv+"T"+sep, "", 1),
+		strings.Replace(good, "__transactionId__"+nv+"U"+sep, "", 1),
+		"TRAN_MSG" + nv + "true" + sep,
+	} {
+		if _, _, _, _, ok := splitHalfProps([]byte(p)); ok {
+			t.Errorf("splitHalfProps(%q) accepted", p)
 		}
 	}
 }
@@ -152,6 +210,21 @@ func TestCommittedCopyMatchesReference(t *testing.T) {
 		buf = fillCopy(&m, v, string(rt), parseQID(rq), off, buf)
 		if got := m.AppendTo(nil); !bytes.Equal(got, want) {
 			t.Fatalf("fillCopy of half %+v:\n got %x\nwant %x", half, got, want)
+		}
+		// The half as this txmq stores it: its copy's properties are cut
+		// off the front.
+		half.Properties, _ = halfProperties(nil, props, "TopicR", int32(r.IntN(16)), "PG", "U"+strconv.Itoa(i))
+		if v, err = halfView(half.AppendTo(nil)); err != nil {
+			t.Fatal(err)
+		}
+		want = referenceCopy(v, off).AppendTo(nil)
+		cp, _, rt, rq, ok := splitHalfProps(v.Properties())
+		if !ok {
+			t.Fatalf("splitHalfProps refused %q", v.Properties())
+		}
+		fillCopyProps(&m, v, string(rt), parseQID(rq), off, cp)
+		if got := m.AppendTo(nil); !bytes.Equal(got, want) {
+			t.Fatalf("fillCopyProps of half %+v:\n got %x\nwant %x", half, got, want)
 		}
 	}
 }

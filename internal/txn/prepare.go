@@ -273,25 +273,27 @@ func (s *Service) applyMissedHalf(res store.AppendResult, props string, h uint64
 }
 
 // halfProperties returns the half's properties: the producer's without
-// REAL_TOPIC, REAL_QID, PGROUP, __transactionId__ and TRAN_MSG
-// (message.RemoveProperties), then those five appended
-// (message.AppendProperty), built in buf (grown if it is too small; nil:
-// one allocation). The result aliases the buffer it returns, which must
-// not be written to while the result is in use.
+// REAL_TOPIC, REAL_QID, PGROUP, __transactionId__ and TRAN_MSG, and without
+// entries that have no name/value separator (appendFiltered), then PGROUP,
+// __transactionId__, REAL_TOPIC, REAL_QID and TRAN_MSG appended in that
+// order, built in buf (grown if it is too small; nil: one allocation). The
+// order lets an END cut the committed copy's properties off the front
+// without scanning (splitHalfProps). The result aliases the buffer it
+// returns, which must not be written to while the result is in use.
 func halfProperties(buf []byte, props, topic string, qid int32, group, uniq string) (string, []byte) {
 	n := len(props) + len(message.PropRealTopic) + len(topic) + len(message.PropRealQueueID) + 11 +
 		len(message.PropProducerGroup) + len(group) + len(message.PropTransactionID) + len(uniq) +
 		len(message.PropTransactionPrepared) + len("true") + 10
 	b := slices.Grow(buf[:0], n)
-	b = appendWithout(b, props, message.PropRealTopic, message.PropRealQueueID,
+	b, _ = appendFiltered(b, props, message.PropRealTopic, message.PropRealQueueID,
 		message.PropProducerGroup, message.PropTransactionID, message.PropTransactionPrepared)
+	b = appendProp(b, message.PropProducerGroup, group)
+	b = appendProp(b, message.PropTransactionID, uniq)
 	b = appendProp(b, message.PropRealTopic, topic)
 	b = append(b, message.PropRealQueueID...)
 	b = append(b, message.NameValueSeparator)
 	b = strconv.AppendInt(b, int64(qid), 10)
 	b = append(b, message.PropertySeparator)
-	b = appendProp(b, message.PropProducerGroup, group)
-	b = appendProp(b, message.PropTransactionID, uniq)
 	b = appendProp(b, message.PropTransactionPrepared, "true")
 	return unsafe.String(unsafe.SliceData(b), len(b)), b
 }

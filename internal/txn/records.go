@@ -402,14 +402,21 @@ func appendProp[V string | []byte](b []byte, key string, value V) []byte {
 // appendWithout appends encoded properties p without the entries whose key
 // is in keys, byte for byte as message.RemoveProperties(p, keys...)
 // encodes them (message has no appending form of it): p unchanged when no
-// well-formed entry has one of keys, otherwise every entry that has a
-// name/value separator and a key not in keys, each followed by the
-// property separator.
+// well-formed entry has one of keys, otherwise as appendFiltered.
 func appendWithout(b []byte, p string, keys ...string) []byte {
-	// One pass: build the edited form, and note whether a well-formed
-	// entry (exactly one name/value separator) had one of keys; if none
-	// did, the result is p unchanged.
-	start, orig, found := len(b), p, false
+	start := len(b)
+	b, found := appendFiltered(b, p, keys...)
+	if !found {
+		return append(b[:start], p...)
+	}
+	return b
+}
+
+// appendFiltered appends every entry of p that has a name/value separator
+// and a key not in keys, each followed by the property separator, in one
+// pass; found reports whether a well-formed entry (exactly one name/value
+// separator) had one of keys.
+func appendFiltered(b []byte, p string, keys ...string) (_ []byte, found bool) {
 	for len(p) > 0 {
 		item := p
 		if i := strings.IndexByte(p, message.PropertySeparator); i >= 0 {
@@ -428,10 +435,7 @@ func appendWithout(b []byte, p string, keys ...string) []byte {
 		b = append(b, item...)
 		b = append(b, message.PropertySeparator)
 	}
-	if !found {
-		return append(b[:start], orig...)
-	}
-	return b
+	return b, found
 }
 
 // halfInfo is what the service reads back from a half message.
@@ -515,4 +519,65 @@ func fillCopy(m *message.Ext, v message.View, realTopic string, realQID int32, h
 		Properties:                unsafe.String(unsafe.SliceData(p), len(p)),
 	}
 	return p
+}
+
+// fillCopyProps is fillCopy with the copy's properties given (props, which
+// m.Properties then aliases): those splitHalfProps cut from the half's.
+func fillCopyProps(m *message.Ext, v message.View, realTopic string, realQID int32, halfOff int64, props []byte) {
+	*m = message.Ext{
+		Topic:                     realTopic,
+		QueueID:                   realQID,
+		Flag:                      v.Flag(),
+		SysFlag:                   v.SysFlag()&^message.FlagTransactionMask | message.FlagTransCommit,
+		BornTimestamp:             v.BornTimestamp(),
+		BornHost:                  v.BornHost(),
+		StoreHost:                 v.StoreHost(),
+		ReconsumeTimes:            v.ReconsumeTimes(),
+		PreparedTransactionOffset: halfOff,
+		BodyCRC:                   v.StoredBodyCRC(),
+		Body:                      v.Body(),
+		Properties:                unsafe.String(unsafe.SliceData(props), len(props)),
+	}
+}
+
+// splitHalfProps reads the tail of a half's properties as halfProperties
+// lays them out: ... __transactionId__, REAL_TOPIC, REAL_QID, TRAN_MSG, with
+// nothing of the last three before them. It returns the committed copy's
+// properties (everything before REAL_TOPIC: a prefix of p, so nothing is
+// copied or scanned), UNIQ_KEY (__transactionId__'s value) and the real
+// topic and queue. ok is false for any other layout (a half stored by an
+// older txmq, or built elsewhere): the caller then scans (endFields,
+// fillCopy).
+func splitHalfProps(p []byte) (copyProps, uniq, realTopic, realQID []byte, ok bool) {
+	rest, k, val, ok := lastProp(p)
+	if !ok || string(k) != message.PropTransactionPrepared || string(val) != "true" {
+		return nil, nil, nil, nil, false
+	}
+	if rest, k, realQID, ok = lastProp(rest); !ok || string(k) != message.PropRealQueueID {
+		return nil, nil, nil, nil, false
+	}
+	if rest, k, realTopic, ok = lastProp(rest); !ok || string(k) != message.PropRealTopic {
+		return nil, nil, nil, nil, false
+	}
+	if _, k, uniq, ok = lastProp(rest); !ok || string(k) != message.PropTransactionID {
+		return nil, nil, nil, nil, false
+	}
+	return rest, uniq, realTopic, realQID, true
+}
+
+// lastProp splits the last entry off encoded properties p, which must end
+// with the property separator: rest (p before that entry) and the entry's
+// key and value; ok only when the entry is well-formed (exactly one
+// name/value separator).
+func lastProp(p []byte) (rest, key, val []byte, ok bool) {
+	if len(p) == 0 || p[len(p)-1] != message.PropertySeparator {
+		return nil, nil, nil, false
+	}
+	i := bytes.LastIndexByte(p[:len(p)-1], message.PropertySeparator) + 1
+	item := p[i : len(p)-1]
+	j := bytes.IndexByte(item, message.NameValueSeparator)
+	if j < 0 || bytes.IndexByte(item[j+1:], message.NameValueSeparator) >= 0 {
+		return nil, nil, nil, false
+	}
+	return p[:i], item[:j], item[j+1:], true
 }
