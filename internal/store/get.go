@@ -145,7 +145,13 @@ func (s *Store) GetMessages(topic string, queueID int32, offset int64, maxCount,
 	maxRec := s.cfg.maxRecordLen() // a larger entry size is bogus: not reserved for
 	removed := false
 	for cur := offset; cur < maxQ && len(r.Records) < maxCount && cur-offset < maxScanEntries; {
-		n, err := q.Read(cur, r.ents[:min(int64(getChunk), maxQ-cur)])
+		chunk := min(int64(getChunk), maxQ-cur)
+		if filter == nil {
+			// Every entry passes: read no more than the records still
+			// wanted (an END reads its half with maxCount 1).
+			chunk = min(chunk, int64(maxCount-len(r.Records)))
+		}
+		n, err := q.Read(cur, r.ents[:chunk])
 		if err != nil || n == 0 {
 			if len(r.Records) == 0 && next == offset {
 				r.Status = OffsetFoundNull
