@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -133,6 +134,7 @@ func main() {
 			fmt.Printf("%-55s %9s  >= %.1fx\n", q.name, "n/a", q.target)
 		}
 	}
+	alternatingRounds(dir)
 	m := readKV(filepath.Join(dir, "metrics.srv"))
 	fmt.Println("\nother targets                                           measured   target")
 	for _, f := range []string{"txmq-e2e-20k", "txmq-e2e-20k-sync"} {
@@ -185,4 +187,77 @@ func readKV(path string) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// alternatingRounds prints the transactions/sends ratios of compare.sh's
+// alternating rounds (txmq-alt-{send,sendc,tx}-N), each round's and their
+// median, if there are any.
+func alternatingRounds(dir string) {
+	rate := func(file string) float64 {
+		b, err := os.ReadFile(filepath.Join(dir, file+".json"))
+		if err != nil {
+			return 0
+		}
+		var x bench.Result
+		if json.Unmarshal(b, &x) != nil {
+			return 0
+		}
+		if x.Tx != nil {
+			return x.Tx.TxPerSec
+		}
+		return x.MsgsPerSec
+	}
+	var strict, like []float64
+	for i := 1; ; i++ {
+		s, sc, tx := rate(fmt.Sprintf("txmq-alt-send-%d", i)), rate(fmt.Sprintf("txmq-alt-sendc-%d", i)), rate(fmt.Sprintf("txmq-alt-tx-%d", i))
+		if s == 0 && sc == 0 && tx == 0 {
+			break
+		}
+		if i == 1 {
+			fmt.Println("\ntransactions / sends, ASYNC_FLUSH, alternating rounds (each run on a fresh broker, in this order)")
+			fmt.Printf("%-7s %10s %17s %15s %10s %18s\n", "round", "sends/s", "sends consumed/s", "transactions/s", "tx/sends", "tx/sends consumed")
+		}
+		r1, r2 := "n/a", "n/a"
+		if s > 0 && tx > 0 {
+			strict = append(strict, tx/s)
+			r1 = fmt.Sprintf("%.3fx", tx/s)
+		}
+		if sc > 0 && tx > 0 {
+			like = append(like, tx/sc)
+			r2 = fmt.Sprintf("%.3fx", tx/sc)
+		}
+		fmt.Printf("%-7d %10.0f %17.0f %15.0f %10s %18s\n", i, s, sc, tx, r1, r2)
+	}
+	if len(strict) > 0 {
+		met := "no"
+		if median(strict) >= 0.5 {
+			met = "yes"
+		}
+		fmt.Printf("%-55s %8.2fx  >= 0.5x  %s (%d of %d rounds at or above)\n", "median: txmq transactions / txmq sends, ASYNC_FLUSH",
+			median(strict), met, countAtLeast(strict, 0.5), len(strict))
+	}
+	if len(like) > 0 {
+		fmt.Printf("%-55s %8.2fx  (for information: like for like: both delivered; %d of %d rounds at or above 0.5x)\n",
+			"median: transactions / sends consumed, ASYNC_FLUSH", median(like), countAtLeast(like, 0.5), len(like))
+	}
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if n := len(s); n%2 == 1 {
+		return s[n/2]
+	} else {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+}
+
+func countAtLeast(v []float64, t float64) int {
+	n := 0
+	for _, x := range v {
+		if x >= t {
+			n++
+		}
+	}
+	return n
 }
