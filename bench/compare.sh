@@ -82,7 +82,9 @@ sample_rss() {
 		y=$(status_kb "$1" RssFile)
 		[ "${x:-0}" -gt "$a" ] && a=$x
 		[ "${y:-0}" -gt "$f" ] && f=$y
-		echo "$a $f" >"$2"
+		# Renamed into place: the sampler is killed at any moment, and a
+		# truncated file would read as no sample at all.
+		echo "$a $f" >"$2.tmp" && mv -f "$2.tmp" "$2"
 		sleep 0.2
 	done
 }
@@ -107,9 +109,11 @@ measure() {
 	{
 		echo "cpu_pct $(awk -v c=$((c1 - c0)) -v k="$CLK" -v ms=$((t1 - t0)) 'BEGIN{printf "%.1f", 100*c/k/(ms/1000)}')"
 		echo "rss_peak_mb $(awk -v kb="$(status_kb "$pid" VmHWM)" 'BEGIN{printf "%.1f", kb/1024}')"
-		awk '{printf "rss_anon_peak_mb %.1f\nrss_file_peak_mb %.1f\n", $1/1024, $2/1024}' "$OUT/$name.rss"
+		if [ -s "$OUT/$name.rss" ]; then
+			awk '{printf "rss_anon_peak_mb %.1f\nrss_file_peak_mb %.1f\n", $1/1024, $2/1024}' "$OUT/$name.rss"
+		fi
 	} >"$OUT/$name.srv"
-	rm -f "$OUT/$name.rss"
+	rm -f "$OUT/$name.rss" "$OUT/$name.rss.tmp"
 }
 
 log "machine"

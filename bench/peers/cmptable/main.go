@@ -143,8 +143,11 @@ func main() {
 				x.E2E.P99, yes(x.E2E.P99 < 2), x.MsgsPerSec, x.RecvPerSec, x.Errors)
 			if v, ok := srv[f]["rss_peak_mb"]; ok {
 				fmt.Printf("%-55s %7.1f MB  < 100 MB  %s\n", "broker peak RSS during that load (whole resident set)", v, yes(v < 100))
-				a, f := srv[f]["rss_anon_peak_mb"], srv[f]["rss_file_peak_mb"]
-				fmt.Printf("%-55s %7.1f MB  < 100 MB  %s (mapped store files: %.1f MB of page cache)\n", "  of which anonymous (heap, stacks)", a, yes(a < 100), f)
+				if a, ok := srv[f]["rss_anon_peak_mb"]; ok {
+					fmt.Printf("%-55s %7.1f MB  < 100 MB  %s (mapped store files: %.1f MB of page cache)\n", "  of which anonymous (heap, stacks)", a, yes(a < 100), srv[f]["rss_file_peak_mb"])
+				} else {
+					fmt.Printf("%-55s %10s  (no sample)\n", "  of which anonymous (heap, stacks)", "n/a")
+				}
 			}
 		}
 	}
