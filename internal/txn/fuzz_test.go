@@ -1,6 +1,7 @@
 package txn
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math/rand/v2"
@@ -226,4 +227,33 @@ func waitChecks(t *testing.T, prods []*producer, n int) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// FuzzSplitHalfProps: splitHalfProps reads the tail of stored properties,
+// which may hold anything a damaged log holds. It never panics, and when
+// it accepts a layout, the copy's properties are a prefix of the input and
+// the cut tail holds REAL_TOPIC and REAL_QID as the scan finds them.
+func FuzzSplitHalfProps(f *testing.F) {
+	good, _ := halfProperties(nil, "KEYS\x01k\x02UNIQ_KEY\x01U\x02", "T", 3, "G", "U")
+	for _, s := range []string{good, "", "\x02", "TRAN_MSG\x01true\x02", "a\x01\x02b\x02\x01\x02", good[:len(good)-1], "x" + good} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, p []byte) {
+		cp, uniq, rt, rq, ok := splitHalfProps(p)
+		if !ok {
+			return
+		}
+		if len(cp) > len(p) || !bytes.Equal(p[:len(cp)], cp) {
+			t.Fatalf("copy properties %q are not a prefix of %q", cp, p)
+		}
+		if _, wrt, wrq := endFields(p[len(cp):]); !bytes.Equal(rt, wrt) || !bytes.Equal(rq, wrq) {
+			t.Fatalf("%q: split REAL_TOPIC %q REAL_QID %q, the tail's scan %q %q", p, rt, rq, wrt, wrq)
+		}
+		if len(cp) > 0 && cp[len(cp)-1] != message.PropertySeparator {
+			t.Fatalf("%q: the copy's properties %q do not end with a separator", p, cp)
+		}
+		if !bytes.Contains(cp, uniq) {
+			t.Fatalf("%q: __transactionId__ %q is not in the copy's properties", p, uniq)
+		}
+	})
 }
