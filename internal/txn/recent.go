@@ -2,56 +2,92 @@ package txn
 
 // recentRec remembers one resolved transaction.
 type recentRec struct {
-	off   int64  // half commit-log offset; -1 once forgotten
+	off   int64  // half commit-log offset
 	uniq  uint64 // hash of UNIQ_KEY
 	at    int64  // ms, when it was resolved (the resolving record's store time)
 	group uint32
 	state State
+	gone  bool // forgotten (the half was resumed): lookups stop at it
 }
 
 // recentTable is a bounded FIFO of recently resolved transactions, indexed
 // by half offset and by UNIQ_KEY hash, so a late END answers "already
 // committed" rather than "unknown". Guarded by Service.mu.
 //
-// Every END adds to it, so its indexes are two open-addressing tables of
-// ring positions (posTable) rather than Go maps: a map of 64k entries costs
-// an END several cache misses per insert and delete.
+// Every END adds to it, so its indexes are open-addressing tables of ring
+// positions (posTable) rather than Go maps, and nothing is ever deleted
+// from them one by one: the ring is two generations of size records, each
+// with its own pair of tables, and when the ring comes back to a
+// generation its tables are cleared at once (a memclr), just before its
+// records are overwritten. An add is then two slot writes, where evicting
+// the oldest record from one pair of tables cost two more probes at random
+// and their backward shifts. The table remembers at least the last size
+// records and at most 2*size. A lookup tries the generation being filled,
+// then the other: each table points a key at its newest record in that
+// generation, so the first found is the newest of all.
 type recentTable struct {
-	ring   []recentRec
-	next   int
-	full   bool
-	byOff  posTable // keyed by ring[pos].off
-	byUniq posTable // keyed by ring[pos].uniq: the latest position of a hash
+	ring []recentRec // 2*size records: generation g is ring[g*size:(g+1)*size]
+	size int
+	next int // ring position of the next add
+	gens [2]struct {
+		byOff  posTable // keyed by ring[pos].off
+		byUniq posTable // keyed by ring[pos].uniq
+		used   bool     // holds positions: clear before reuse
+	}
 }
 
 func (t *recentTable) init(n int) {
-	t.ring = make([]recentRec, n)
-	t.byOff.init(t, 2*n, false)
-	t.byUniq.init(t, 2*n, true)
+	t.size = max(1, n)
+	t.ring = make([]recentRec, 2*t.size)
+	for g := range t.gens {
+		t.gens[g].byOff.init(t, 2*t.size, false)
+		t.gens[g].byUniq.init(t, 2*t.size, true)
+	}
 }
 
 func (t *recentTable) add(r recentRec) {
-	pos := int32(t.next)
-	if t.full {
-		old := &t.ring[pos]
-		if old.off >= 0 {
-			t.byOff.del(uint64(old.off), pos)
-		}
-		t.byUniq.del(old.uniq, pos)
+	pos := t.next
+	g := pos / t.size
+	gen := &t.gens[g]
+	if pos%t.size == 0 && gen.used {
+		// Back to this generation: forget all it holds at once.
+		clear(gen.byOff.slots)
+		clear(gen.byUniq.slots)
 	}
+	gen.used = true
 	t.ring[pos] = r
-	t.byOff.set(uint64(r.off), pos)
-	t.byUniq.set(r.uniq, pos)
-	t.next++
-	if t.next == len(t.ring) {
-		t.next, t.full = 0, true
+	gen.byOff.set(uint64(r.off), int32(pos))
+	gen.byUniq.set(r.uniq, int32(pos))
+	if t.next++; t.next == len(t.ring) {
+		t.next = 0
 	}
+}
+
+// newest returns the ring position of the newest record carrying key k
+// (by offset or by hash), or false.
+func (t *recentTable) newest(k uint64, byUniq bool) (int32, bool) {
+	cur := 0
+	if t.next > 0 {
+		cur = (t.next - 1) / t.size
+	} else if t.gens[1].used {
+		cur = 1 // the last add filled the ring's end
+	}
+	for _, g := range [2]int{cur, 1 - cur} {
+		p := &t.gens[g].byOff
+		if byUniq {
+			p = &t.gens[g].byUniq
+		}
+		if i, ok := p.get(k); ok {
+			return i, true
+		}
+	}
+	return 0, false
 }
 
 // byOffset returns the record of a half offset resolved at or after notBefore.
 func (t *recentTable) byOffset(off, notBefore int64) (recentRec, bool) {
-	i, ok := t.byOff.get(uint64(off))
-	if !ok || t.ring[i].at < notBefore {
+	i, ok := t.newest(uint64(off), false)
+	if !ok || t.ring[i].gone || t.ring[i].at < notBefore {
 		return recentRec{}, false
 	}
 	return t.ring[i], true
@@ -59,31 +95,30 @@ func (t *recentTable) byOffset(off, notBefore int64) (recentRec, bool) {
 
 // byHash returns the latest record whose UNIQ_KEY hashes to h.
 func (t *recentTable) byHash(h uint64, notBefore int64) (recentRec, bool) {
-	i, ok := t.byUniq.get(h)
-	if !ok || t.ring[i].at < notBefore {
+	i, ok := t.newest(h, true)
+	if !ok || t.ring[i].gone || t.ring[i].at < notBefore {
 		return recentRec{}, false
 	}
 	return t.ring[i], true
 }
 
-// forget drops what is known of a half offset (it was resumed).
+// forget drops what is known of a half offset (it was resumed): its newest
+// record is marked gone, and lookups by its offset or by its hash stop
+// there.
 func (t *recentTable) forget(off int64) {
-	i, ok := t.byOff.get(uint64(off))
-	if !ok {
-		return
+	if i, ok := t.newest(uint64(off), false); ok {
+		t.ring[i].gone = true
 	}
-	t.byOff.del(uint64(off), i)
-	t.byUniq.del(t.ring[i].uniq, i) // only if it is the hash's latest
-	t.ring[i].off = -1
 }
 
 // posTable maps keys to positions in the ring of a recentTable: open
-// addressing with linear probing and backward-shift deletion. A slot holds
-// position+1 (0: empty) and the top 32 bits of its key's hash, from which
-// its home slot follows: a probe compares hashes without reading the ring
-// (a cache miss per slot in a table of 64k records), and reads a record
-// only to confirm a match. The table holds only positions whose record
-// carries the key.
+// addressing with linear probing, no deletion (a generation's tables are
+// cleared whole). A slot holds position+1 (0: empty) and the top 32 bits
+// of its key's hash, from which its home slot follows: a probe compares
+// hashes without reading the ring (a cache miss per slot in a table of 64k
+// records), and reads a record only to confirm a match. Every position in
+// the table is one of its generation's current records, which carries the
+// key it was set for.
 type posTable struct {
 	t      *recentTable
 	slots  []posSlot
@@ -123,9 +158,12 @@ func (p *posTable) home(h uint32) int {
 	return int(h >> (32 - p.bits))
 }
 
+// The probes below are bounded by the table's size, though a generation
+// fills at most half of its tables: a bug must not spin under Service.mu.
+
 func (p *posTable) get(k uint64) (int32, bool) {
 	mask, h := len(p.slots)-1, hash32(k)
-	for i := p.home(h); ; i = (i + 1) & mask {
+	for i, n := p.home(h), 0; n < len(p.slots); i, n = (i+1)&mask, n+1 {
 		s := p.slots[i]
 		if s.pos == 0 {
 			return 0, false
@@ -134,46 +172,18 @@ func (p *posTable) get(k uint64) (int32, bool) {
 			return s.pos - 1, true
 		}
 	}
+	return 0, false
 }
 
 // set points k at pos (whose record carries k), replacing the position k
 // had.
 func (p *posTable) set(k uint64, pos int32) {
 	mask, h := len(p.slots)-1, hash32(k)
-	for i := p.home(h); ; i = (i + 1) & mask {
+	for i, n := p.home(h), 0; n < len(p.slots); i, n = (i+1)&mask, n+1 {
 		s := p.slots[i]
 		if s.pos == 0 || s.pos-1 == pos || s.hash == h && p.key(s.pos-1) == k {
 			p.slots[i] = posSlot{hash: h, pos: pos + 1}
 			return
 		}
 	}
-}
-
-// del removes the slot of k if it holds pos (k may since point elsewhere).
-func (p *posTable) del(k uint64, pos int32) {
-	mask := len(p.slots) - 1
-	i := p.home(hash32(k))
-	for ; ; i = (i + 1) & mask {
-		s := p.slots[i]
-		if s.pos == 0 {
-			return
-		}
-		if s.pos-1 == pos {
-			break
-		}
-	}
-	// Backward shift: move up every later slot of the run whose home is
-	// not cyclically within (i, j], so no probe meets a hole too early.
-	for j := (i + 1) & mask; ; j = (j + 1) & mask {
-		s := p.slots[j]
-		if s.pos == 0 {
-			break
-		}
-		h := p.home(s.hash)
-		if i <= j && (h <= i || h > j) || i > j && h <= i && h > j {
-			p.slots[i] = s
-			i = j
-		}
-	}
-	p.slots[i] = posSlot{}
 }

@@ -20,7 +20,16 @@ func TestRecentTableMatchesModel(t *testing.T) {
 			forgotten bool
 		}
 		var hist []rec // every add, in order
-		live := func() []rec { return hist[max(0, len(hist)-size):] }
+		// live is what the table remembers: the adds of the generation
+		// being filled (of size adds each) and of the one before it, so
+		// at least the last size adds and at most 2*size.
+		live := func() []rec {
+			if len(hist) == 0 {
+				return nil
+			}
+			b := (len(hist) - 1) / size // the block of the last add
+			return hist[max(0, (b-1)*size):]
+		}
 		// latest returns the newest remembered add matching f, or nil.
 		latest := func(f func(r *rec) bool) *rec {
 			l := live()
@@ -45,9 +54,8 @@ func TestRecentTableMatchesModel(t *testing.T) {
 				tab.add(recentRec{off: r.off, uniq: r.uniq, at: r.at})
 				hist = append(hist, r)
 			}
-			// The model: the last size adds are remembered; an offset or a
-			// hash finds its newest add among them, unless that one was
-			// forgotten.
+			// The model: an offset or a hash finds its newest add among
+			// those remembered, unless that one was forgotten.
 			for k := range 4 * size {
 				off, h := int64(k)*1000, uint64(k)
 				want := latest(func(r *rec) bool { return r.off == off })
