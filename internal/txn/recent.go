@@ -21,13 +21,13 @@ type recentRec struct {
 // generation its tables are cleared at once (a memclr), just before its
 // records are overwritten. An add is then two slot writes, where evicting
 // the oldest record from one pair of tables cost two more probes at random
-// and their backward shifts. The table remembers at least the last size
-// records and at most 2*size. A lookup tries the generation being filled,
+// and their backward shifts. A table of n records remembers at least the
+// last n/2 and at most n. A lookup tries the generation being filled,
 // then the other: each table points a key at its newest record in that
 // generation, so the first found is the newest of all.
 type recentTable struct {
 	ring []recentRec // 2*size records: generation g is ring[g*size:(g+1)*size]
-	size int
+	size int         // records per generation
 	next int // ring position of the next add
 	gens [2]struct {
 		byOff  posTable // keyed by ring[pos].off
@@ -36,8 +36,9 @@ type recentTable struct {
 	}
 }
 
+// init sizes the table for n records (two generations of n/2).
 func (t *recentTable) init(n int) {
-	t.size = max(1, n)
+	t.size = max(1, n/2)
 	t.ring = make([]recentRec, 2*t.size)
 	for g := range t.gens {
 		t.gens[g].byOff.init(t, 2*t.size, false)

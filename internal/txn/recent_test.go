@@ -21,14 +21,15 @@ func TestRecentTableMatchesModel(t *testing.T) {
 		}
 		var hist []rec // every add, in order
 		// live is what the table remembers: the adds of the generation
-		// being filled (of size adds each) and of the one before it, so
-		// at least the last size adds and at most 2*size.
+		// being filled (of size/2 adds each) and of the one before it, so
+		// at least the last size/2 adds and at most size.
+		gen := max(1, size/2)
 		live := func() []rec {
 			if len(hist) == 0 {
 				return nil
 			}
-			b := (len(hist) - 1) / size // the block of the last add
-			return hist[max(0, (b-1)*size):]
+			b := (len(hist) - 1) / gen // the block of the last add
+			return hist[max(0, (b-1)*gen):]
 		}
 		// latest returns the newest remembered add matching f, or nil.
 		latest := func(f func(r *rec) bool) *rec {
