@@ -28,7 +28,7 @@ type recentRec struct {
 type recentTable struct {
 	ring []recentRec // 2*size records: generation g is ring[g*size:(g+1)*size]
 	size int         // records per generation
-	next int // ring position of the next add
+	next int         // ring position of the next add
 	gens [2]struct {
 		byOff  posTable // keyed by ring[pos].off
 		byUniq posTable // keyed by ring[pos].uniq
