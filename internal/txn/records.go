@@ -499,30 +499,17 @@ func parseQID(q []byte) int32 {
 // makes of a half). m.Body aliases v; m.Properties aliases the buffer
 // returned, built in buf (grown if it is too small).
 func fillCopy(m *message.Ext, v message.View, realTopic string, realQID int32, halfOff int64, buf []byte) []byte {
-	sys := v.SysFlag()
 	props := v.Properties()
 	// A read-only view of the record's properties for the call: p copies.
 	p := appendWithout(slices.Grow(buf[:0], len(props)), unsafe.String(unsafe.SliceData(props), len(props)),
 		message.PropTransactionPrepared, message.PropRealTopic, message.PropRealQueueID)
-	*m = message.Ext{
-		Topic:                     realTopic,
-		QueueID:                   realQID,
-		Flag:                      v.Flag(),
-		SysFlag:                   sys&^message.FlagTransactionMask | message.FlagTransCommit,
-		BornTimestamp:             v.BornTimestamp(),
-		BornHost:                  v.BornHost(),
-		StoreHost:                 v.StoreHost(),
-		ReconsumeTimes:            v.ReconsumeTimes(),
-		PreparedTransactionOffset: halfOff,
-		BodyCRC:                   v.StoredBodyCRC(),
-		Body:                      v.Body(),
-		Properties:                unsafe.String(unsafe.SliceData(p), len(p)),
-	}
+	fillCopyProps(m, v, realTopic, realQID, halfOff, p)
 	return p
 }
 
 // fillCopyProps is fillCopy with the copy's properties given (props, which
-// m.Properties then aliases): those splitHalfProps cut from the half's.
+// m.Properties then aliases): built by fillCopy, or cut from the half's by
+// splitHalfProps.
 func fillCopyProps(m *message.Ext, v message.View, realTopic string, realQID int32, halfOff int64, props []byte) {
 	*m = message.Ext{
 		Topic:                     realTopic,
