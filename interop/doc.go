@@ -27,7 +27,9 @@
 // applied: every producer and consumer gets its own instance name (the
 // client shares one connection, clientID and name-server list per
 // instance); consumers are shut down only after their rebalancing has
-// settled, and the pull test uses the lite-pull API rather than PullFrom,
-// because both would otherwise trip data races inside the client under
-// -race.
+// settled, the pull test uses the lite-pull API rather than PullFrom, and
+// push consumers accept the largest span of cached offsets the client
+// allows (its flow-control counters are shared by the queues' pull
+// goroutines unsynchronised), because these would otherwise trip data
+// races inside the client under -race.
 package interop

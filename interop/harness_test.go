@@ -652,6 +652,18 @@ func startPush(t testing.TB, x *txmq, group, topic, expr string, broadcast bool,
 			c.lastAlloc.Store(time.Now().UnixNano())
 			return consumer.AllocateByAveragely(g, cid, mqAll, cidAll)
 		}),
+		// The client's flow control counts its throttles in plain ints
+		// that every queue's pull goroutine increments (push_consumer.go
+		// queueFlowControlTimes, queueMaxSpanFlowControlTimes): a data
+		// race -race reports when two queues are throttled at once. A
+		// consumer starting on TestTxCrash's backlog (about 3,000
+		// messages per queue) throttles on span: cached offsets more than
+		// ConsumeConcurrentlyMaxSpan (1,000 by default) apart. The largest
+		// span the client accepts keeps every test below it; the count
+		// and size thresholds (102,400 messages and 50 GiB per topic,
+		// shared among its queues) are already out of reach. The broker
+		// does not see the difference.
+		consumer.WithConsumeConcurrentlyMaxSpan(65535),
 	}, opts...)
 	pc, err := consumer.NewPushConsumer(all...)
 	if err != nil {
