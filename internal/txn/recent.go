@@ -32,7 +32,10 @@ type recentTable struct {
 	gens [2]struct {
 		byOff  posTable // keyed by ring[pos].off
 		byUniq posTable // keyed by ring[pos].uniq
-		used   bool     // holds positions: clear before reuse
+		// used: the tables hold positions, so they are cleared before the
+		// generation is filled again. Tables never used are not cleared:
+		// that would fault in pages nothing has touched.
+		used bool
 	}
 }
 
@@ -67,12 +70,9 @@ func (t *recentTable) add(r recentRec) {
 // newest returns the ring position of the newest record carrying key k
 // (by offset or by hash), or false.
 func (t *recentTable) newest(k uint64, byUniq bool) (int32, bool) {
-	cur := 0
-	if t.next > 0 {
-		cur = (t.next - 1) / t.size
-	} else if t.gens[1].used {
-		cur = 1 // the last add filled the ring's end
-	}
+	// The generation of the last add is being filled; with none yet, both
+	// are empty and the order does not matter.
+	cur := (t.next + len(t.ring) - 1) % len(t.ring) / t.size
 	for _, g := range [2]int{cur, 1 - cur} {
 		p := &t.gens[g].byOff
 		if byUniq {
@@ -85,22 +85,24 @@ func (t *recentTable) newest(k uint64, byUniq bool) (int32, bool) {
 	return 0, false
 }
 
-// byOffset returns the record of a half offset resolved at or after notBefore.
-func (t *recentTable) byOffset(off, notBefore int64) (recentRec, bool) {
-	i, ok := t.newest(uint64(off), false)
+// lookup returns the newest record carrying key k unless it was forgotten
+// or resolved before notBefore.
+func (t *recentTable) lookup(k uint64, byUniq bool, notBefore int64) (recentRec, bool) {
+	i, ok := t.newest(k, byUniq)
 	if !ok || t.ring[i].gone || t.ring[i].at < notBefore {
 		return recentRec{}, false
 	}
 	return t.ring[i], true
 }
 
+// byOffset returns the record of a half offset resolved at or after notBefore.
+func (t *recentTable) byOffset(off, notBefore int64) (recentRec, bool) {
+	return t.lookup(uint64(off), false, notBefore)
+}
+
 // byHash returns the latest record whose UNIQ_KEY hashes to h.
 func (t *recentTable) byHash(h uint64, notBefore int64) (recentRec, bool) {
-	i, ok := t.newest(h, true)
-	if !ok || t.ring[i].gone || t.ring[i].at < notBefore {
-		return recentRec{}, false
-	}
-	return t.ring[i], true
+	return t.lookup(h, true, notBefore)
 }
 
 // forget drops what is known of a half offset (it was resumed): its newest

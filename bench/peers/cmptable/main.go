@@ -55,11 +55,8 @@ func main() {
 	res := map[string]*bench.Result{}
 	srv := map[string]map[string]float64{}
 	for _, r := range rows {
-		if b, err := os.ReadFile(filepath.Join(dir, r.file+".json")); err == nil {
-			var x bench.Result
-			if json.Unmarshal(b, &x) == nil {
-				res[r.file] = &x
-			}
+		if x := readResult(dir, r.file); x != nil {
+			res[r.file] = x
 		}
 		srv[r.file] = readKV(filepath.Join(dir, r.file+".srv"))
 	}
@@ -71,10 +68,7 @@ func main() {
 			fmt.Printf("%-26s %-52s %s\n", r.name, r.durability, "(no result: see "+r.file+".log)")
 			continue
 		}
-		rate := x.MsgsPerSec
-		if x.Tx != nil {
-			rate = x.Tx.TxPerSec
-		}
+		rate := rateOf(x)
 		e2e := "-"
 		if x.E2E != nil {
 			e2e = fmt.Sprintf("%.2f", x.E2E.P99)
@@ -197,18 +191,10 @@ func readKV(path string) map[string]float64 {
 // median, if there are any.
 func alternatingRounds(dir string) {
 	rate := func(file string) float64 {
-		b, err := os.ReadFile(filepath.Join(dir, file+".json"))
-		if err != nil {
-			return 0
+		if x := readResult(dir, file); x != nil {
+			return rateOf(x)
 		}
-		var x bench.Result
-		if json.Unmarshal(b, &x) != nil {
-			return 0
-		}
-		if x.Tx != nil {
-			return x.Tx.TxPerSec
-		}
-		return x.MsgsPerSec
+		return 0
 	}
 	var strict, like []float64
 	for i := 1; ; i++ {
@@ -248,11 +234,34 @@ func alternatingRounds(dir string) {
 func median(v []float64) float64 {
 	s := slices.Clone(v)
 	slices.Sort(s)
-	if n := len(s); n%2 == 1 {
+	n := len(s)
+	if n%2 == 1 {
 		return s[n/2]
-	} else {
-		return (s[n/2-1] + s[n/2]) / 2
 	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// readResult reads a load generator's JSON summary (DIR/FILE.json); nil
+// when it is missing or unreadable.
+func readResult(dir, file string) *bench.Result {
+	b, err := os.ReadFile(filepath.Join(dir, file+".json"))
+	if err != nil {
+		return nil
+	}
+	var x bench.Result
+	if json.Unmarshal(b, &x) != nil {
+		return nil
+	}
+	return &x
+}
+
+// rateOf is a run's throughput: transactions per second for a
+// transactional run, messages per second otherwise.
+func rateOf(x *bench.Result) float64 {
+	if x.Tx != nil {
+		return x.Tx.TxPerSec
+	}
+	return x.MsgsPerSec
 }
 
 func countAtLeast(v []float64, t float64) int {
