@@ -182,3 +182,56 @@ func BenchmarkDecodeSendV2Header(b *testing.B) {
 		c.recycle()
 	}
 }
+
+// endTxCommand is an END_TRANSACTION as the official Go client fills it.
+func endTxCommand() *Command {
+	req := &Command{Code: ReqEndTransaction, Language: "GO", Version: 317, Opaque: 1, Flag: 2}
+	for _, f := range [][2]string{{"producerGroup", "BenchTxGroup"}, {"tranStateTableOffset", "1234567"},
+		{"commitLogOffset", "987654321"}, {"commitOrRollback", "8"}, {"fromTransactionCheck", "false"},
+		{"msgId", "7F0000010F2C18B4AAC2512D6B4A0000"}, {"transactionId", "7F0000010F2C18B4AAC2512D6B4A0000"}} {
+		req.SetExt(f[0], f[1])
+	}
+	return req
+}
+
+// sendV2Command is a SEND_MESSAGE_V2 header as the official Go client
+// fills it (single-letter keys).
+func sendV2Command() *Command {
+	req := &Command{Code: ReqSendMessageV2, Language: "GO", Version: 317, Opaque: 1}
+	for _, f := range [][2]string{{"a", "PG"}, {"b", "TopicTest"}, {"c", "TBW102"}, {"d", "4"}, {"e", "3"}, {"f", "0"},
+		{"g", "1700000000000"}, {"h", "0"}, {"i", "UNIQ_KEY\x017F0000010F2C18B4AAC2512D6B4A0000\x02WAIT\x01true\x02"},
+		{"j", "0"}, {"k", "false"}, {"l", "0"}, {"m", "false"}, {"n", "broker-a"}} {
+		req.SetExt(f[0], f[1])
+	}
+	return req
+}
+
+// BenchmarkJSONHeader encodes and decodes the JSON headers of the two
+// requests of a transaction.
+func BenchmarkJSONHeader(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		cmd  *Command
+	}{{"end", endTxCommand()}, {"sendV2", sendV2Command()}} {
+		h := appendJSONHeader(nil, tc.cmd)
+		b.Run("encode-"+tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(h)))
+			buf := make([]byte, 0, 1024)
+			for b.Loop() {
+				buf = appendJSONHeader(buf[:0], tc.cmd)
+			}
+		})
+		b.Run("decode-"+tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(h)))
+			for b.Loop() {
+				c, err := DecodeHeader(SerializeJSON, h)
+				if err != nil {
+					b.Fatal(err)
+				}
+				c.recycle()
+			}
+		})
+	}
+}

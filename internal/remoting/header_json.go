@@ -16,16 +16,18 @@ import (
 // The encoder writes exactly these keys in this order, as G2 does, with
 // remark always present and extFields always an object whose values are JSON
 // strings (G2 drops a frame with a non-string ext value). It is hand-written:
-// no reflection, no allocation, appending into the caller's buffer.
+// no reflection, no allocation, appending into the caller's buffer. Its
+// strings are byte for byte what encoding/json writes without HTML escaping.
 //
 // The decoder is a small hand-written parser that is lenient where peers
 // differ: it skips unknown keys (Java's serializeTypeCurrentRPC), accepts null
 // for any field, integer fields given as JSON strings or as integral floats,
 // and ext values that are numbers, booleans (kept as their JSON text) or
 // nested values (kept as raw JSON text); a null ext value is dropped, as Java
-// omits nulls. Decoded strings are valid UTF-8: invalid bytes become U+FFFD.
-// It makes one copy of the header; every string it returns without escapes
-// is a substring of that copy.
+// omits nulls. Decoded strings are valid UTF-8: each byte that is not part
+// of a valid sequence becomes U+FFFD, as with encoding/json. It makes one
+// copy of the header; every string it returns without escapes is a
+// substring of that copy. Both scan strings a word at a time (scan.go).
 
 const hexDigits = "0123456789abcdef"
 
@@ -63,17 +65,28 @@ func appendJSONHeader(dst []byte, c *Command) []byte {
 func appendJSONString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
-	for i := 0; i < len(s); {
+	// The first bytes one at a time: most strings are short.
+	i, n := 0, min(8, len(s))
+	for i < n && !encodeSpecial[s[i]] {
+		i++
+	}
+	for i < len(s) {
+		if !encodeSpecial[s[i]] {
+			i = indexEncodeSpecial(s, i)
+		}
+		if i == len(s) {
+			break
+		}
 		b := s[i]
 		if b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' {
-				i++
-				continue
-			}
 			dst = append(dst, s[start:i]...)
 			switch b {
 			case '"', '\\':
 				dst = append(dst, '\\', b)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
 			case '\n':
 				dst = append(dst, '\\', 'n')
 			case '\r':
@@ -213,66 +226,59 @@ func (d *jsonDecoder) literal(lit string) bool {
 	return false
 }
 
-// strSpecial marks the bytes str must look at: the closing quote, a
-// backslash, and bytes of multi-byte UTF-8 sequences (one table load per
-// byte instead of three comparisons).
-var strSpecial = func() (t [256]bool) {
-	t['"'], t['\\'] = true, true
-	for c := utf8.RuneSelf; c < 256; c++ {
-		t[c] = true
-	}
-	return t
-}()
-
 // str parses a JSON string. Without escapes the result is a substring of s.
 func (d *jsonDecoder) str() (string, error) {
 	if !d.consume('"') {
 		return "", d.errorf("expected a string")
 	}
 	start := d.i
-	ascii := true
-	for i := start; i < len(d.s); i++ {
-		c := d.s[i]
-		if !strSpecial[c] {
-			continue
+	// A word at a time from the start: the header goes on after the
+	// string, so a short string ends inside the first word.
+	var i int
+	if start+8 <= len(d.s) {
+		w := load8(d.s, start)
+		if m := quoteOrBackslash(w) | w&msb8; m != 0 {
+			i = start + firstMarked(m)
+		} else {
+			i = indexDecodeSpecial(d.s, start+8)
 		}
-		switch {
-		case c == '"':
-			d.i = i + 1
-			v := d.s[start:i]
-			if !ascii && !utf8.ValidString(v) {
-				v = strings.ToValidUTF8(v, "\uFFFD")
-			}
-			return v, nil
-		case c == '\\':
-			return d.strEscaped(start)
-		case c >= utf8.RuneSelf:
-			ascii = false
-		}
+	} else {
+		i = indexDecodeSpecial(d.s, start)
 	}
-	d.i = len(d.s)
-	return "", d.errorf("unterminated string")
+	ascii := true
+	if i < len(d.s) && d.s[i] >= utf8.RuneSelf {
+		// Not ASCII: only the closing quote or an escape end the scan now.
+		ascii = false
+		i = indexQuoteOrBackslash(d.s, i)
+	}
+	if i == len(d.s) {
+		d.i = i
+		return "", d.errorf("unterminated string")
+	}
+	if d.s[i] == '\\' {
+		return d.strEscaped(start)
+	}
+	d.i = i + 1
+	v := d.s[start:i]
+	if !ascii && !utf8.ValidString(v) {
+		v = validUTF8(v)
+	}
+	return v, nil
 }
 
 // strEscaped parses a string with escapes, starting after its opening quote.
 func (d *jsonDecoder) strEscaped(start int) (string, error) {
 	// The decoded string is never longer than its escaped form; size the
 	// buffer for it once.
-	end := start
-	for end < len(d.s) && d.s[end] != '"' {
-		if d.s[end] == '\\' {
-			end++
-		}
-		end++
+	end := indexQuoteOrBackslash(d.s, start)
+	for end < len(d.s) && d.s[end] == '\\' {
+		end = indexQuoteOrBackslash(d.s, end+2)
 	}
 	buf := make([]byte, 0, min(end, len(d.s))-start)
 	i := start
 	for i < len(d.s) {
 		// Copy the run up to the next backslash or the closing quote.
-		j := i
-		for j < len(d.s) && d.s[j] != '\\' && d.s[j] != '"' {
-			j++
-		}
+		j := indexQuoteOrBackslash(d.s, i)
 		buf = append(buf, d.s[i:j]...)
 		i = j
 		if i >= len(d.s) {
@@ -286,7 +292,7 @@ func (d *jsonDecoder) strEscaped(start int) (string, error) {
 			// buf is ours alone and never written again.
 			v := unsafe.String(&buf[0], len(buf))
 			if !utf8.ValidString(v) {
-				v = strings.ToValidUTF8(v, "\uFFFD")
+				v = validUTF8(v)
 			}
 			return v, nil
 		}
@@ -343,6 +349,25 @@ func (d *jsonDecoder) strEscaped(start int) (string, error) {
 	}
 	d.i = len(d.s)
 	return "", d.errorf("unterminated string")
+}
+
+// validUTF8 returns s with each byte that is not part of a valid UTF-8
+// sequence replaced by U+FFFD, as encoding/json decodes strings.
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	b := make([]byte, 0, len(s)+2*utf8.UTFMax)
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, "\uFFFD"...)
+		} else {
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return string(b)
 }
 
 // unhex returns the value of a hex digit, or 16 for any other byte.
@@ -434,6 +459,36 @@ func (d *jsonDecoder) number() (string, bool, error) {
 	return d.s[start:i], float, nil
 }
 
+// smallInt parses a JSON number that is an integer of at most 9 digits
+// (code, version, opaque and flag nearly always are), and reports false,
+// consuming nothing, for anything else.
+func (d *jsonDecoder) smallInt() (int32, bool) {
+	i := d.i
+	neg := i < len(d.s) && d.s[i] == '-'
+	if neg {
+		i++
+	}
+	j := i
+	var n int32
+	for j < len(d.s) && j-i < 9 && d.s[j]-'0' <= 9 {
+		n = n*10 + int32(d.s[j]-'0')
+		j++
+	}
+	if j == i || d.s[i] == '0' && j-i > 1 {
+		return 0, false // no digits, or a leading zero (an error for number)
+	}
+	if j < len(d.s) {
+		if c := d.s[j]; c-'0' <= 9 || c == '.' || c == 'e' || c == 'E' {
+			return 0, false // longer, or not an integer
+		}
+	}
+	d.i = j
+	if neg {
+		n = -n
+	}
+	return n, true
+}
+
 // int32Value parses an integer field: a JSON number (integral), a string
 // holding a decimal integer, or null (0).
 func (d *jsonDecoder) int32Value(key string) (int32, error) {
@@ -451,6 +506,9 @@ func (d *jsonDecoder) int32Value(key string) (int32, error) {
 	case '"':
 		text, err = d.str()
 	default:
+		if n, ok := d.smallInt(); ok {
+			return n, nil
+		}
 		text, float, err = d.number()
 	}
 	if err != nil {
@@ -514,7 +572,7 @@ func (d *jsonDecoder) extFields(c *Command) error {
 		case '{', '[':
 			start := d.i
 			err = d.skipValue(1)
-			val = strings.ToValidUTF8(d.s[start:d.i], "\uFFFD")
+			val = validUTF8(d.s[start:d.i])
 		default:
 			val, _, err = d.number()
 		}
