@@ -48,6 +48,7 @@ func FuzzProperties(f *testing.F) {
 	f.Add("a\x01b\x02c\x01d\x02")
 	f.Add("\x01\x02\x01")
 	f.Add("KEYS\x01k1 k2\x02TAGS\x01x")
+	f.Add("UNIQ_KEY\x017F0000010F2C18B4AAC2512D6B4A0000\x02WAIT\x01true\x02PGROUP\x01a\x01b\x02\x00x\x01y\x02\x02TAGS\x01t")
 	f.Fuzz(func(t *testing.T, s string) {
 		m := ParseProperties(s)
 		n := NormalizeProperties(s)
@@ -74,6 +75,30 @@ func FuzzProperties(f *testing.F) {
 		RangePropertiesBytes([]byte(s), func(k, v []byte) bool { got = append(got, string(k)+"\x00"+string(v)); return true })
 		if strings.Join(want, "|") != strings.Join(got, "|") {
 			t.Fatalf("RangePropertiesBytes %q, RangeProperties %q", got, want)
+		}
+		// Both see what the definition gives: the entries between property
+		// separators holding exactly one name/value separator.
+		var def []string
+		firstOf := map[string]string{}
+		for _, item := range strings.Split(s, string(PropertySeparator)) {
+			if strings.Count(item, string(NameValueSeparator)) == 1 {
+				k, v, _ := strings.Cut(item, string(NameValueSeparator))
+				def = append(def, k+"\x00"+v)
+				if _, seen := firstOf[k]; !seen {
+					firstOf[k] = v
+				}
+			}
+		}
+		if strings.Join(want, "|") != strings.Join(def, "|") {
+			t.Fatalf("RangeProperties(%q) = %q, by definition %q", s, want, def)
+		}
+		for k, v := range firstOf {
+			if got, ok := Property(s, k); !ok || got != v {
+				t.Fatalf("Property(%q, %q) = %q, %v; want the first entry's %q", s, k, got, ok, v)
+			}
+			if got, ok := PropertyBytes([]byte(s), k); !ok || got != v {
+				t.Fatalf("PropertyBytes(%q, %q) = %q, %v; want %q", s, k, got, ok, v)
+			}
 		}
 	})
 }

@@ -3,6 +3,7 @@ package message
 import (
 	"bytes"
 	"fmt"
+	"math/bits"
 	"slices"
 	"sort"
 	"strings"
@@ -80,12 +81,12 @@ func splitPair(item string) (k, v string, ok bool) {
 // allocating. Entries that are not exactly key\x01value are skipped, as the
 // clients do.
 func Property(s, key string) (string, bool) {
-	for len(s) > 0 {
-		var item string
-		item, s = nextItem(s)
-		if k, v, ok := splitPair(item); ok && k == key {
-			return v, true
+	for i := 0; i < len(s); {
+		end, sep, ok := entry(s, i)
+		if ok && s[i:sep] == key {
+			return s[sep+1 : end], true
 		}
+		i = end + 1
 	}
 	return "", false
 }
@@ -93,33 +94,68 @@ func Property(s, key string) (string, bool) {
 // RangeProperties calls fn for every well-formed entry of the encoded
 // properties s, in order, until fn returns false. It does not allocate.
 func RangeProperties(s string, fn func(key, value string) bool) {
-	for len(s) > 0 {
-		var item string
-		item, s = nextItem(s)
-		if k, v, ok := splitPair(item); ok && !fn(k, v) {
+	for i := 0; i < len(s); {
+		end, sep, ok := entry(s, i)
+		if ok && !fn(s[i:sep], s[sep+1:end]) {
 			return
 		}
+		i = end + 1
 	}
 }
 
 // RangePropertiesBytes is RangeProperties over a byte slice (a View's
 // properties): key and value alias b. It does not allocate.
 func RangePropertiesBytes(b []byte, fn func(key, value []byte) bool) {
-	for len(b) > 0 {
-		item := b
-		if i := bytes.IndexByte(b, PropertySeparator); i >= 0 {
-			item, b = b[:i], b[i+1:]
-		} else {
-			b = nil
-		}
-		j := bytes.IndexByte(item, NameValueSeparator)
-		if j < 0 || bytes.IndexByte(item[j+1:], NameValueSeparator) >= 0 {
-			continue
-		}
-		if !fn(item[:j], item[j+1:]) {
+	for i := 0; i < len(b); {
+		end, sep, ok := entry(b, i)
+		if ok && !fn(b[i:sep], b[sep+1:end]) {
 			return
 		}
+		i = end + 1
 	}
+}
+
+// entry scans the entry of encoded properties s that starts at i, in one
+// pass: it returns where the entry ends (its PropertySeparator, or len(s)),
+// where its first NameValueSeparator is, and whether that is its only one,
+// that is whether the entry is well formed.
+func entry[S ~string | ~[]byte](s S, i int) (end, sep int, ok bool) {
+	n := 0
+	for {
+		i = indexSeparator(s, i)
+		if i == len(s) || s[i] == PropertySeparator {
+			return i, sep, n == 1
+		}
+		if s[i] == NameValueSeparator {
+			if n == 0 {
+				sep = i
+			}
+			n++
+		}
+		i++
+	}
+}
+
+// indexSeparator returns the index of the first byte of s at or after i
+// that is a separator or NUL (which entries may hold; the caller steps over
+// it), len(s) if none: eight bytes at a time, as a word, until a word holds
+// one. The lowest marked byte of a word is the first such byte (a borrow
+// only marks bytes above a marked one).
+func indexSeparator[S ~string | ~[]byte](s S, i int) int {
+	const lsb, msb = 0x0101010101010101, 0x8080808080808080
+	for ; i+8 <= len(s); i += 8 {
+		w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		if m := (w - lsb*(PropertySeparator+1)) &^ w & msb; m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+	}
+	for ; i < len(s); i++ {
+		if s[i] <= PropertySeparator {
+			return i
+		}
+	}
+	return len(s)
 }
 
 // PropertyBytes is Property over a byte slice (for a View's properties).

@@ -209,3 +209,34 @@ func BenchmarkBuildEnd(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkParseEvent parses the two records of a committed transaction
+// as the store hook sees them: the half, then its committed copy.
+//
+//	go test -run '^$' -bench ParseEvent ./internal/txn/
+func BenchmarkParseEvent(b *testing.B) {
+	m := halfMsg("TopicA", 1, uniqID(1), string(make([]byte, benchBody)),
+		message.PropKeys, "order-1", message.PropWaitStoreMsgOK, "true", message.PropProducerGroup, "PG")
+	props, _ := halfProperties(nil, m.Properties, m.Topic, m.QueueID, "PG", uniqID(1))
+	half := *m
+	half.Topic, half.QueueID, half.Properties = message.TransHalfTopic, 0, props
+	hv, err := halfView(half.AppendTo(nil))
+	if err != nil {
+		b.Fatal(err)
+	}
+	eb := getEndBatch()
+	(&Service{}).buildEnd(eb, &EndRequest{Resolution: ResolutionCommit, Source: SourceClient}, 4096, hv)
+	cv, err := message.Parse(eb.copy.AppendTo(nil))
+	if err != nil {
+		b.Fatal(err)
+	}
+	eb.put()
+	var ents [4]opEnt
+	for b.Loop() {
+		h, ok1 := parseEvent(4096, hv, ents[:0])
+		c, ok2 := parseEvent(8192, cv, ents[:0])
+		if !ok1 || !ok2 || h.kind != evHalf || c.kind != evCopy || c.halfOff != 4096 || h.uniq != c.uniq {
+			b.Fatalf("half %v %+v, copy %v %+v", ok1, h, ok2, c)
+		}
+	}
+}
