@@ -3,8 +3,11 @@
 // goroutine that ran for at least 0.5% of the window, and for the rest
 // grouped by their function, the share of the window spent running,
 // runnable (ready but waiting for a processor) and waiting (blocked or
-// in a system call). A serial stage that is rarely waiting is a
-// bottleneck; goroutines that are often runnable wait for CPU.
+// in a system call), and how often per second it was woken (made
+// runnable after waiting: each wake-up of a parked goroutine is a
+// hand-off that may cost a thread wake-up). A serial stage that is rarely
+// waiting is a bottleneck; goroutines that are often runnable wait for
+// CPU.
 //
 //	curl -o t.out 'http://127.0.0.1:6060/debug/pprof/trace?seconds=2'
 //	go run ./bench/gstates t.out        (from bench/gstates: go run . t.out)
@@ -31,6 +34,7 @@ type gor struct {
 	state                  trace.GoState
 	since                  trace.Time
 	run, runnable, waiting trace.Time
+	wakes                  int // waiting -> runnable transitions
 }
 
 // wrapper frames are skipped when naming a goroutine: they start many
@@ -87,6 +91,9 @@ func run(path string, w io.Writer) error {
 			gs[id] = g
 		}
 		g.account(ev.Time())
+		if from == trace.GoWaiting && to == trace.GoRunnable {
+			g.wakes++
+		}
 		g.state = to
 		if g.fn == "" {
 			g.fn = ourOutermost(st.Stack)
@@ -133,7 +140,7 @@ func ourOutermost(s trace.Stack) string {
 
 type row struct {
 	name                   string
-	n                      int
+	n, wakes               int
 	run, runnable, waiting trace.Time
 }
 
@@ -159,6 +166,7 @@ func report(w io.Writer, gs map[trace.GoID]*gor, window trace.Time) error {
 		r.run += g.run
 		r.runnable += g.runnable
 		r.waiting += g.waiting
+		r.wakes += g.wakes
 	}
 	list := make([]*row, 0, len(rows))
 	for _, r := range rows {
@@ -167,12 +175,13 @@ func report(w io.Writer, gs map[trace.GoID]*gor, window trace.Time) error {
 	sort.Slice(list, func(i, j int) bool { return list[i].run > list[j].run })
 	pct := func(t trace.Time) float64 { return 100 * float64(t) / float64(window) }
 	fmt.Fprintf(w, "window %.3f s; shares of it, summed over the goroutines of a row\n", float64(window)/1e9)
-	fmt.Fprintf(w, "%8s %9s %9s %5s  %s\n", "running", "runnable", "waiting", "gs", "goroutine")
+	fmt.Fprintf(w, "%8s %9s %9s %8s %5s  %s\n", "running", "runnable", "waiting", "wakes/s", "gs", "goroutine")
 	for _, r := range list {
 		if pct(r.run) < 0.05 && pct(r.runnable) < 0.05 {
 			continue
 		}
-		fmt.Fprintf(w, "%7.1f%% %8.1f%% %8.1f%% %5d  %s\n", pct(r.run), pct(r.runnable), pct(r.waiting), r.n, r.name)
+		fmt.Fprintf(w, "%7.1f%% %8.1f%% %8.1f%% %8.0f %5d  %s\n", pct(r.run), pct(r.runnable), pct(r.waiting),
+			float64(r.wakes)*1e9/float64(window), r.n, r.name)
 	}
 	return nil
 }
