@@ -21,8 +21,9 @@
 #
 # Usage: bench/compare.sh [results-dir]
 #   DUR=10s WARMUP=2s SIZE=1024 INFLIGHT=64 RATE=20000 REPEAT=3 bench/compare.sh
-#   (REPEAT: alternating rounds of sends, sends consumed and transactions
-#   under ASYNC_FLUSH, for the transactions/sends ratio; 0 skips them)
+#   (REPEAT: alternating rounds of sends, sends consumed, transactions and
+#   the end-to-end run under ASYNC_FLUSH, for the transactions/sends ratio
+#   and the end-to-end p99; 0 skips them)
 #   (WARMUP: load before each measured DUR, dropped from rates, latencies
 #   and the load generators' CPU; the servers' CPU covers both)
 #   QUIET_WAIT=300 bench/compare.sh   wait up to 300 s for load average < 0.7
@@ -217,8 +218,10 @@ stop "$TXMQ_PID"
 # two single runs minutes apart differ by more than the margin on a shared
 # machine, so it is measured again in REPEAT alternating rounds of plain
 # sends, sends consumed in the same run, and transactions, each on a fresh
-# broker; cmptable reports every round's ratios and their median.
-log "txmq: $REPEAT alternating rounds of sends, sends consumed, transactions, ASYNC_FLUSH"
+# broker; cmptable reports every round's ratios and their median. Each
+# round ends with the end-to-end run at RATE msg/s, whose p99 varies as
+# much from one run to the next.
+log "txmq: $REPEAT alternating rounds of sends, sends consumed, transactions, e2e at $RATE msg/s, ASYNC_FLUSH"
 for i in $(seq 1 "$REPEAT"); do
 	start_txmq ASYNC_FLUSH
 	measure "txmq-alt-send-$i" "$TXMQ_PID" "${TXB[@]}" producer -n "$NS" -t Bench -d "$DUR" "${COMMON[@]}"
@@ -228,6 +231,9 @@ for i in $(seq 1 "$REPEAT"); do
 	stop "$TXMQ_PID"
 	start_txmq ASYNC_FLUSH
 	measure "txmq-alt-tx-$i" "$TXMQ_PID" "${TXB[@]}" tx -n "$NS" -t BenchTx -d "$DUR" "${COMMON[@]}"
+	stop "$TXMQ_PID"
+	start_txmq ASYNC_FLUSH
+	measure "txmq-alt-e2e-$i" "$TXMQ_PID" "${TXB[@]}" producer -n "$NS" -t BenchE2E -d "$DUR" --rate "$RATE" --e2e "${COMMON[@]}"
 	stop "$TXMQ_PID"
 done
 

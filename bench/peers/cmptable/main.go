@@ -145,6 +145,7 @@ func main() {
 			}
 		}
 	}
+	e2eRounds(dir)
 	if v, ok := m["idle_rss_mb"]; ok {
 		fmt.Printf("%-55s %7.1f MB  < 30 MB  %s\n", "broker RSS idle (fresh start, 2 s)", v, yes(v < 30))
 	}
@@ -229,6 +230,44 @@ func alternatingRounds(dir string) {
 		fmt.Printf("%-55s %8.2fx  (for information: like for like: both delivered; %d of %d rounds at or above 0.5x)\n",
 			"median: transactions / sends consumed, ASYNC_FLUSH", median(like), countAtLeast(like, 0.5), len(like))
 	}
+}
+
+// e2eRounds prints the end-to-end p99 of compare.sh's alternating rounds
+// (txmq-alt-e2e-N), each round's and their median, if there are any.
+func e2eRounds(dir string) {
+	var p99 []float64
+	var each []string
+	for i := 1; ; i++ {
+		x := readResult(dir, fmt.Sprintf("txmq-alt-e2e-%d", i))
+		if x == nil {
+			if readResult(dir, fmt.Sprintf("txmq-alt-tx-%d", i)) != nil {
+				each = append(each, "n/a")
+				continue
+			}
+			break
+		}
+		if x.E2E == nil || x.Errors != 0 {
+			each = append(each, "n/a")
+			continue
+		}
+		p99 = append(p99, x.E2E.P99)
+		each = append(each, fmt.Sprintf("%.2f", x.E2E.P99))
+	}
+	if len(p99) == 0 {
+		return
+	}
+	fmt.Printf("%-55s %7.2f ms  < 2 ms  %s (rounds: %s ms; %d of %d under 2 ms)\n", "median: end-to-end p99 at 20,000 msg/s, ASYNC_FLUSH",
+		median(p99), yes(median(p99) < 2), strings.Join(each, ", "), countBelow(p99, 2), len(each))
+}
+
+func countBelow(v []float64, limit float64) int {
+	n := 0
+	for _, x := range v {
+		if x < limit {
+			n++
+		}
+	}
+	return n
 }
 
 func median(v []float64) float64 {
