@@ -28,7 +28,14 @@ func main() {
 			fmt.Fprintln(os.Stderr, "cmptable:", err)
 			os.Exit(1)
 		}
-		fmt.Println(m[os.Args[3]])
+		// Numbers in full: a count of a million or more printed as
+		// 1.4e+06 would be read by the shell as 1.
+		switch v := m[os.Args[3]].(type) {
+		case float64:
+			fmt.Println(strconv.FormatFloat(v, 'f', -1, 64))
+		default:
+			fmt.Println(v)
+		}
 		return
 	}
 	if len(os.Args) != 2 {
