@@ -18,36 +18,53 @@ func jsonEncodeString(t testing.TB, s string) []byte {
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 }
 
-// naiveIndex is the byte-at-a-time definition of the index functions.
-func naiveIndex(s string, i int, special func(byte) bool) int {
-	for ; i < len(s); i++ {
+// nextSpecial is the byte-at-a-time definition of the index functions, for
+// every start position at once: next[i] is the index of the first special
+// byte at or after i, len(s) if none.
+func nextSpecial(s string, special func(byte) bool) []int {
+	next := make([]int, len(s)+1)
+	next[len(s)] = len(s)
+	for i := len(s) - 1; i >= 0; i-- {
 		if special(s[i]) {
-			return i
+			next[i] = i
+		} else {
+			next[i] = next[i+1]
 		}
 	}
-	return len(s)
+	return next
+}
+
+// nextStart is the start position checkScanAgrees checks after i.
+func nextStart(i, n int) int {
+	if n <= 256 || i < 64 {
+		return i + 1
+	}
+	return min(i+61, max(n, i+1))
 }
 
 func isDecodeSpecial(c byte) bool    { return c == '"' || c == '\\' || c >= 0x80 }
 func isQuoteOrBackslash(c byte) bool { return c == '"' || c == '\\' }
 func isEncodeSpecial(c byte) bool    { return c < 0x20 || isDecodeSpecial(c) }
 
-// checkScanAgrees checks, for every start position in s, that the word-at-
-// a-time index functions find what a byte loop finds.
+// checkScanAgrees checks that the word-at-a-time index functions find
+// what a byte loop finds: from every start position of a short s, and from
+// the first 64 and then every 61st of a long one (every start of a long
+// run without special bytes costs time quadratic in its length).
 func checkScanAgrees(t *testing.T, s string) {
 	t.Helper()
-	for i := 0; i <= len(s); i++ {
-		for _, f := range []struct {
-			name    string
-			got     func(string, int) int
-			special func(byte) bool
-		}{
-			{"indexDecodeSpecial", indexDecodeSpecial, isDecodeSpecial},
-			{"indexQuoteOrBackslash", indexQuoteOrBackslash, isQuoteOrBackslash},
-			{"indexEncodeSpecial", indexEncodeSpecial, isEncodeSpecial},
-		} {
-			if got, want := f.got(s, i), naiveIndex(s, i, f.special); got != want {
-				t.Fatalf("%s(%q, %d) = %d, want %d", f.name, s, i, got, want)
+	for _, f := range []struct {
+		name    string
+		got     func(string, int) int
+		special func(byte) bool
+	}{
+		{"indexDecodeSpecial", indexDecodeSpecial, isDecodeSpecial},
+		{"indexQuoteOrBackslash", indexQuoteOrBackslash, isQuoteOrBackslash},
+		{"indexEncodeSpecial", indexEncodeSpecial, isEncodeSpecial},
+	} {
+		next := nextSpecial(s, f.special)
+		for i := 0; i <= len(s); i = nextStart(i, len(s)) {
+			if got := f.got(s, i); got != next[i] {
+				t.Fatalf("%s(%q, %d) = %d, want %d", f.name, s, i, got, next[i])
 			}
 		}
 	}
