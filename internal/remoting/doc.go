@@ -115,8 +115,8 @@
 //   - Do not copy a Command by value: the copy would share its pooled fields
 //     and buffer.
 //   - JSON decoding is lenient (unknown keys, null fields, numeric or boolean
-//     ext values are accepted and kept as text); invalid UTF-8 in a JSON
-//     header is replaced with U+FFFD.
+//     ext values are accepted and kept as text); each byte of invalid UTF-8
+//     in a JSON header string becomes U+FFFD, as with encoding/json.
 //   - Map order makes the encoded order of ext fields vary between calls.
 //   - A Client does not reconnect; a Pool redials on the next call after a
 //     connection died, and never retries a call itself.
