@@ -48,7 +48,11 @@ func (g *Group) Stop() {
 }
 
 // Every calls fn every d until ctx is done; the first call is after d.
-func Every(ctx context.Context, d time.Duration, fn func()) {
+func Every(ctx context.Context, d time.Duration, fn func()) { EveryOrWake(ctx, d, nil, fn) }
+
+// EveryOrWake is Every that also calls fn as soon as wake delivers (a nil
+// wake never does).
+func EveryOrWake(ctx context.Context, d time.Duration, wake <-chan struct{}, fn func()) {
 	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
@@ -56,7 +60,8 @@ func Every(ctx context.Context, d time.Duration, fn func()) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			fn()
+		case <-wake:
 		}
+		fn()
 	}
 }

@@ -90,6 +90,8 @@ type Config struct {
 	beforeIndex func()
 	// trimInterval overrides trimEvery; negative disables trimming (tests).
 	trimInterval time.Duration
+	// trimReadBurst, if positive, overrides trimReadBurst (tests).
+	trimReadBurst int64
 }
 
 // DefaultConfig returns Apache RocketMQ's defaults for a store in dir.

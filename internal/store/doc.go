@@ -77,15 +77,17 @@
 // survives garbage collections (then a sync.Pool).
 //
 // Mapped pages stay in the process's resident set once touched; every
-// second the trimmer (trim.go) releases those behind the writer with
-// madvise(MADV_DONTNEED): commit-log pages more than 1 MiB behind the
-// indexer and the visible end (only ranges read or passed since the last
-// round), consume-queue pages below the entry being written, index entry
-// pages below the one being written and sealed index files (consume queues
-// and index track theirs with mmapfile.Resident). All of these are
-// MAP_SHARED file mappings: the pages stay in the page cache (dirty ones
-// stay dirty) and a later read maps them again with a minor fault, so the
-// resident set stays small while the page cache does the caching.
+// second, and as soon as pulls and the indexer have read 64 MiB through
+// the mappings since its last round, the trimmer (trim.go) releases those
+// behind the writer with madvise(MADV_DONTNEED): commit-log pages more
+// than 1 MiB behind the indexer and the visible end (only ranges read or
+// passed since the last round), consume-queue pages below the entry being
+// written, index entry pages below the one being written and sealed index
+// files (consume queues and index track theirs with mmapfile.Resident). All
+// of these are MAP_SHARED file mappings: the pages stay in the page cache
+// (dirty ones stay dirty) and a later read maps them again with a minor
+// fault, so the resident set stays small while the page cache does the
+// caching.
 //
 // ReadAt trusts nothing of its offset: the record there must pass every
 // recovery check. Reads never look past the written (GetMessages) or

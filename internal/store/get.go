@@ -210,6 +210,7 @@ func (s *Store) GetMessages(topic string, queueID int32, offset int64, maxCount,
 		cur += int64(n)
 	}
 	if len(r.Records) > 0 {
+		s.noteRead(int64(len(r.Body)))
 		r.Status = Found
 		// Body may have been reallocated while it grew (between chunks, or
 		// past the estimate): re-slice Records.

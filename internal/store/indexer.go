@@ -84,6 +84,7 @@ func (s *Store) indexTo(limit int64) {
 		if aerr := s.addCollected(); aerr != nil {
 			err = aerr
 		} else if next > off {
+			s.noteRead(next - off)
 			off = next
 			s.indexed.Store(off)
 			if unnotified += n; unnotified >= indexNotifyEvery {

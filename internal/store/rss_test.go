@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/txmq/txmq/internal/message"
 )
@@ -98,5 +99,64 @@ func TestStoreRSSTrimmed(t *testing.T) {
 		s.Stats().MaxOffset>>20, rss0, before, after, !noTrim, procStatusKiB("VmRSS"), procStatusKiB("VmHWM"))
 	if !noTrim && after > rss0+24<<10 {
 		t.Fatalf("RssFile %d KiB after trimming (%d KiB at open): mapped pages are kept", after, rss0)
+	}
+}
+
+// TestStoreTrimAfterReadBurst: reading trimReadBurst bytes through the
+// mappings starts a trim round at once, long before the interval; without
+// the burst (a limit never reached) nothing is trimmed in the same time.
+func TestStoreTrimAfterReadBurst(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		burst int64
+		want  bool
+	}{{"burst", 256 << 10, true}, {"no burst", 1 << 40, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := benchConfig(t.TempDir(), AsyncFlush)
+			cfg.Logger = testLogger(t)
+			cfg.trimInterval = time.Hour // no periodic round during the test
+			cfg.trimReadBurst = tc.burst
+			s := openStore(t, cfg)
+			var ms []*message.Ext
+			for g := 0; g < 256; g++ {
+				ms = append(ms, benchMsg(1024, g))
+			}
+			for s.Stats().MaxOffset < 4<<20 {
+				if _, err := s.AppendBatch(context.Background(), ms); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Read everything back (the indexer reads it too).
+			for q := int32(0); q < 8; q++ {
+				for next := int64(0); ; {
+					r, err := s.GetMessages("BenchTopic", q, next, 32, 0, nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					found := r.Status == Found
+					next = r.NextBeginOffset
+					r.Release()
+					if !found {
+						break
+					}
+				}
+			}
+			trimmed := func() int64 {
+				s.segMu.RLock()
+				defer s.segMu.RUnlock()
+				return s.segs[0].trimmed.Load()
+			}
+			deadline := time.Now().Add(500 * time.Millisecond)
+			if tc.want {
+				deadline = time.Now().Add(10 * time.Second)
+			}
+			for trimmed() == 0 && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if got := trimmed() > 0; got != tc.want {
+				t.Fatalf("trimmed up to %d after reading %d MiB (burst %d): trimmed %v, want %v",
+					trimmed(), s.Stats().MaxOffset>>20, tc.burst, got, tc.want)
+			}
+		})
 	}
 }

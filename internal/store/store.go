@@ -62,14 +62,18 @@ type Store struct {
 	// Key index, built by the indexer goroutine (indexer.go). indexed is
 	// its progress: every record below it has its keys in the index;
 	// indexed <= visible.
-	indexed      atomic.Int64
-	idxErr       atomic.Pointer[WriteError] // the indexer's own failure (also sticky)
-	idxWake      chan struct{}              // cap 1: finish -> indexer, never blocks
-	dispatchDone chan struct{}              // closed when the committer (which runs finish) ends
-	idxDone      chan struct{}              // closed when the indexer ends
-	idxWaiters   atomic.Int32               // goroutines in waitIndexed
-	idxWaitMu    sync.Mutex                 // guards idxWaitCh
-	idxWaitCh    chan struct{}              // closed and replaced when indexed advances
+	indexed atomic.Int64
+	idxErr  atomic.Pointer[WriteError] // the indexer's own failure (also sticky)
+	idxWake chan struct{}              // cap 1: finish -> indexer, never blocks
+	// Bytes read through the commit-log mappings since the last trim
+	// round, and the trimmer's early wake-up (trim.go).
+	readSinceTrim atomic.Int64
+	trimWake      chan struct{} // cap 1: readers -> trimmer, never blocks
+	dispatchDone  chan struct{} // closed when the committer (which runs finish) ends
+	idxDone       chan struct{} // closed when the indexer ends
+	idxWaiters    atomic.Int32  // goroutines in waitIndexed
+	idxWaitMu     sync.Mutex    // guards idxWaitCh
+	idxWaitCh     chan struct{} // closed and replaced when indexed advances
 	// Scratch of the goroutine that indexes (recovery, then the indexer):
 	// keys collected under segMu, then added in one index.AddBatch.
 	ixKeys  []byte        // topic#key of each collected key, back to back
@@ -155,6 +159,7 @@ func Open(cfg Config) (*Store, error) {
 		s.freeBatches <- s.batches[i]
 	}
 	s.idxWake = make(chan struct{}, 1)
+	s.trimWake = make(chan struct{}, 1)
 	s.dispatchDone = make(chan struct{})
 	s.idxDone = make(chan struct{})
 	s.idxWaitCh = make(chan struct{})
