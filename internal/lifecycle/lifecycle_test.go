@@ -26,3 +26,19 @@ func TestGroupAndEvery(t *testing.T) {
 		t.Fatal("Every kept running after its context was done")
 	}
 }
+
+func TestEveryOrWake(t *testing.T) {
+	var g Group
+	wake := make(chan struct{}, 1)
+	calls := make(chan struct{}, 10)
+	g.Go(func(ctx context.Context) { EveryOrWake(ctx, time.Hour, wake, func() { calls <- struct{}{} }) })
+	defer g.Stop()
+	for i := range 3 {
+		wake <- struct{}{}
+		select {
+		case <-calls:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("wake-up %d did not call fn (the interval is an hour)", i)
+		}
+	}
+}
