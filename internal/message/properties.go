@@ -3,10 +3,11 @@ package message
 import (
 	"bytes"
 	"fmt"
-	"math/bits"
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/txmq/txmq/internal/wordscan"
 )
 
 // Separators of the properties encoding.
@@ -138,16 +139,12 @@ func entry[S ~string | ~[]byte](s S, i int) (end, sep int, ok bool) {
 
 // indexSeparator returns the index of the first byte of s at or after i
 // that is a separator or NUL (which entries may hold; the caller steps over
-// it), len(s) if none: eight bytes at a time, as a word, until a word holds
-// one. The lowest marked byte of a word is the first such byte (a borrow
-// only marks bytes above a marked one).
+// it), len(s) if none: eight bytes at a time (package wordscan) until a
+// word holds one.
 func indexSeparator[S ~string | ~[]byte](s S, i int) int {
-	const lsb, msb = 0x0101010101010101, 0x8080808080808080
 	for ; i+8 <= len(s); i += 8 {
-		w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
-		if m := (w - lsb*(PropertySeparator+1)) &^ w & msb; m != 0 {
-			return i + bits.TrailingZeros64(m)>>3
+		if m := wordscan.Below(wordscan.Load(s, i), PropertySeparator+1); m != 0 {
+			return i + wordscan.First(m)
 		}
 	}
 	for ; i < len(s); i++ {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/txmq/txmq/internal/wordscan"
 )
 
 // The JSON header is the RemotingCommand object:
@@ -236,9 +238,9 @@ func (d *jsonDecoder) str() (string, error) {
 	// string, so a short string ends inside the first word.
 	var i int
 	if start+8 <= len(d.s) {
-		w := load8(d.s, start)
-		if m := quoteOrBackslash(w) | w&msb8; m != 0 {
-			i = start + firstMarked(m)
+		w := wordscan.Load(d.s, start)
+		if m := quoteOrBackslash(w) | wordscan.High(w); m != 0 {
+			i = start + wordscan.First(m)
 		} else {
 			i = indexDecodeSpecial(d.s, start+8)
 		}
