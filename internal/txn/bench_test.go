@@ -179,8 +179,7 @@ func BenchmarkRecentAdd(b *testing.B) {
 //
 //	go test -run '^$' -bench BuildEnd ./internal/txn/
 func BenchmarkBuildEnd(b *testing.B) {
-	m := halfMsg("TopicA", 1, uniqID(1), string(make([]byte, benchBody)),
-		message.PropKeys, "order-1", message.PropWaitStoreMsgOK, "true", message.PropProducerGroup, "PG")
+	m := benchHalfMsg()
 	cur, _ := halfProperties(nil, m.Properties, m.Topic, m.QueueID, "PG", uniqID(1))
 	// The layout before: REAL_TOPIC, REAL_QID, PGROUP, __transactionId__, TRAN_MSG.
 	old := message.RemoveProperties(m.Properties, message.PropTransactionPrepared, message.PropProducerGroup)
@@ -190,12 +189,7 @@ func BenchmarkBuildEnd(b *testing.B) {
 	}
 	s := &Service{}
 	for _, layout := range []struct{ name, props string }{{"current", cur}, {"older", old}} {
-		half := *m
-		half.Topic, half.QueueID, half.Properties = message.TransHalfTopic, 0, layout.props
-		v, err := halfView(half.AppendTo(nil))
-		if err != nil {
-			b.Fatal(err)
-		}
+		v := benchHalfView(b, m, layout.props)
 		req := &EndRequest{Resolution: ResolutionCommit, Source: SourceClient}
 		b.Run(layout.name, func(b *testing.B) {
 			eb := getEndBatch()
@@ -215,15 +209,9 @@ func BenchmarkBuildEnd(b *testing.B) {
 //
 //	go test -run '^$' -bench ParseEvent ./internal/txn/
 func BenchmarkParseEvent(b *testing.B) {
-	m := halfMsg("TopicA", 1, uniqID(1), string(make([]byte, benchBody)),
-		message.PropKeys, "order-1", message.PropWaitStoreMsgOK, "true", message.PropProducerGroup, "PG")
+	m := benchHalfMsg()
 	props, _ := halfProperties(nil, m.Properties, m.Topic, m.QueueID, "PG", uniqID(1))
-	half := *m
-	half.Topic, half.QueueID, half.Properties = message.TransHalfTopic, 0, props
-	hv, err := halfView(half.AppendTo(nil))
-	if err != nil {
-		b.Fatal(err)
-	}
+	hv := benchHalfView(b, m, props)
 	eb := getEndBatch()
 	(&Service{}).buildEnd(eb, &EndRequest{Resolution: ResolutionCommit, Source: SourceClient}, 4096, hv)
 	cv, err := message.Parse(eb.copy.AppendTo(nil))
@@ -239,4 +227,23 @@ func BenchmarkParseEvent(b *testing.B) {
 			b.Fatalf("half %v %+v, copy %v %+v", ok1, h, ok2, c)
 		}
 	}
+}
+
+// benchHalfMsg is the producer's half of the END benchmarks: a benchBody
+// body to TopicA queue 1, with keys, WAIT and PGROUP.
+func benchHalfMsg() *message.Ext {
+	return halfMsg("TopicA", 1, uniqID(1), string(make([]byte, benchBody)),
+		message.PropKeys, "order-1", message.PropWaitStoreMsgOK, "true", message.PropProducerGroup, "PG")
+}
+
+// benchHalfView is m stored as a half with properties props, as the END
+// path reads it back.
+func benchHalfView(b *testing.B, m *message.Ext, props string) message.View {
+	half := *m
+	half.Topic, half.QueueID, half.Properties = message.TransHalfTopic, 0, props
+	v, err := halfView(half.AppendTo(nil))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return v
 }
