@@ -90,7 +90,8 @@ type Config struct {
 	beforeIndex func()
 	// trimInterval overrides trimEvery; negative disables trimming (tests).
 	trimInterval time.Duration
-	// trimReadBurst, if positive, overrides trimReadBurst (tests).
+	// trimReadBurst overrides the constant trimReadBurst when positive
+	// (tests); fill sets it otherwise.
 	trimReadBurst int64
 }
 
@@ -144,6 +145,9 @@ func (c *Config) fill() error {
 	}
 	if c.IndexSlots == 0 {
 		c.IndexSlots = DefaultIndexSlots
+	}
+	if c.trimReadBurst <= 0 {
+		c.trimReadBurst = trimReadBurst
 	}
 	if c.IndexEntries == 0 {
 		c.IndexEntries = DefaultIndexEntries

@@ -60,11 +60,7 @@ func (s *Store) trimLoop() {
 // noteRead counts n bytes read through the commit-log mappings and wakes
 // the trimmer once a burst's worth has been read since its last round.
 func (s *Store) noteRead(n int64) {
-	burst := int64(trimReadBurst)
-	if s.cfg.trimReadBurst > 0 {
-		burst = s.cfg.trimReadBurst
-	}
-	if s.readSinceTrim.Add(n) >= burst {
+	if s.readSinceTrim.Add(n) >= s.cfg.trimReadBurst {
 		select {
 		case s.trimWake <- struct{}{}:
 		default:
