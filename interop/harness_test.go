@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -85,10 +86,35 @@ func reexecWithOffsetDir() int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	// The child's stdout and stderr share one pipe, so their lines keep
+	// their order; the parent copies it through and, if the run fails,
+	// repeats the failed tests' output at the end.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "interop:", err)
+		return 1
+	}
 	cmd := exec.Command(os.Args[0], os.Args[1:]...)
 	cmd.Env = append(os.Environ(), offsetDirEnv+"="+dir)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	if err := cmd.Run(); err != nil {
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, pw, pw
+	if err := cmd.Start(); err != nil {
+		pr.Close()
+		pw.Close()
+		fmt.Fprintln(os.Stderr, "interop: re-exec:", err)
+		return 1
+	}
+	pw.Close() // the child holds its own copy; EOF comes when it exits
+	digest, cerr := copyAndDigest(os.Stdout, pr)
+	if cerr != nil {
+		io.Copy(io.Discard, pr) // never leave the child blocked on a full pipe
+	}
+	pr.Close()
+	err = cmd.Wait()
+	if cerr != nil {
+		fmt.Fprintln(os.Stderr, "interop: copying the test output:", cerr)
+	}
+	if err != nil {
+		digest.write(os.Stdout)
 		var ee *exec.ExitError
 		if errors.As(err, &ee) && ee.ExitCode() > 0 {
 			return ee.ExitCode()
