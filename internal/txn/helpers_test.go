@@ -35,6 +35,10 @@ type countingStore struct {
 	*store.Store
 	scanBytes atomic.Int64
 	readAts   atomic.Int64
+	// afterHook, when set, runs on the dispatch goroutine after the
+	// service's hook has seen a record: what other goroutines may do
+	// between the hook and the append's return.
+	afterHook atomic.Pointer[func(off int64, v message.View)]
 }
 
 func (l *countingStore) ReadAt(off int64) ([]byte, error) {
@@ -65,16 +69,21 @@ func openStore(t testing.TB, dir string, mode store.FlushMode, now func() time.T
 	if logger != nil {
 		scfg.Logger = logger
 	}
+	cs := &countingStore{}
 	scfg.OnRecord = func(off int64, v message.View) {
 		if s := hook.Load(); s != nil {
 			s.OnRecord(off, v)
+		}
+		if f := cs.afterHook.Load(); f != nil {
+			(*f)(off, v)
 		}
 	}
 	st, err := store.Open(scfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &countingStore{Store: st}
+	cs.Store = st
+	return cs
 }
 
 // harness is a store + service on a temp dir with a fake clock and real

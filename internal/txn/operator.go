@@ -442,11 +442,15 @@ func (s *Service) resumeDiscarded(ctx context.Context, id string, src Source) (i
 	r := s.opRecord(opResume, appendOpEnt(nil, off, 0, false),
 		message.PropProducerGroup, hi.group, message.PropUniqClientMessageID, hi.uniq, message.PropKeys, hi.uniq,
 		PropHalfStore, strconv.FormatInt(hi.v.StoreTimestamp(), 10), PropOpSource, src.String())
-	if _, err := s.store.Append(ctx, r); err != nil {
+	res, err := s.store.Append(ctx, r)
+	if err != nil {
 		return 0, halfInfo{}, fmt.Errorf("txn: store resume of %q: %w", id, err)
 	}
+	// The store hook has applied op r before Append returned, unless the
+	// broker did not wire it. Not "not pending now": the resumed entry
+	// may already have been checked and ended since.
 	s.mu.Lock()
-	if s.pending[off] == nil {
+	if !s.hookSaw(res.CommitLogOffset) && s.pending[off] == nil {
 		s.c.hookMisses.Add(1)
 		s.recent.forget(off)
 		s.insert(off, hi.v.StoreTimestamp(), s.nowMs(), hashID(hi.uniq), hi.group, 0)

@@ -277,3 +277,48 @@ func TestEndRecords(t *testing.T) {
 		h.restart()
 	}
 }
+
+// A resumed transaction can be checked and ended between the moment the
+// store hook applies its op r and the moment Resume's Append returns (the
+// scheduler is kicked at once; the official client answers in
+// milliseconds). Resume must not take it for a record the hook missed and
+// make it pending again: that checked it again, and a second commit
+// delivered it twice (seen in the interop suite under load).
+func TestResumeEndedBeforeAppendReturns(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.CheckMax = 1 })
+	ctx := context.Background()
+	h.prepare("PG", uniqID(1))
+	p := h.discardUnanswered("PG", 1)
+	defer p.cl.Close()
+	ended := false
+	f := func(off int64, v message.View) {
+		ev, ok := parseEvent(off, v, nil)
+		if !ok || ev.kind != evResume {
+			return
+		}
+		// What the hook does when it sees the END's records.
+		s := h.svc
+		s.mu.Lock()
+		for _, oe := range ev.ents {
+			if e := s.pending[oe.off]; e != nil {
+				s.resolve(e, StateCommitted, s.nowMs())
+				ended = true
+			}
+		}
+		s.mu.Unlock()
+	}
+	h.log.afterHook.Store(&f)
+	if _, err := h.svc.Resume(ctx, uniqID(1)); err != nil {
+		t.Fatal(err)
+	}
+	h.log.afterHook.Store(nil)
+	if !ended {
+		t.Fatal("the hook did not apply the resume")
+	}
+	if n := h.pendingN(); n != 0 {
+		t.Errorf("%d pending after a resume that was ended at once, want 0", n)
+	}
+	if st := h.svc.Stats(); st.HookMisses != 0 {
+		t.Errorf("hook misses %d, want 0", st.HookMisses)
+	}
+}
