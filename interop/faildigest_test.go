@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"runtime/pprof"
 	"strings"
 	"testing"
 )
@@ -177,4 +178,19 @@ func TestFailDigestBounded(t *testing.T) {
 	if n := strings.Count(d.blocks[0], "\n") + 1; n != digestBlockLines+1 {
 		t.Errorf("block has %d lines, want %d (the cap and its marker)", n, digestBlockLines+1)
 	}
+}
+
+// logClientGoroutines logs, grouped by stack, the goroutines of this
+// process that run the official client's code: what a stuck client was
+// waiting for. For failed tests only; it is long.
+func logClientGoroutines(t testing.TB) {
+	var b strings.Builder
+	_ = pprof.Lookup("goroutine").WriteTo(&b, 1)
+	var out []string
+	for _, g := range strings.Split(b.String(), "\n\n") {
+		if strings.Contains(g, "rocketmq-client-go") {
+			out = append(out, g)
+		}
+	}
+	t.Logf("official client goroutines (%d distinct stacks):\n%s", len(out), strings.Join(out, "\n\n"))
 }

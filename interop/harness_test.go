@@ -388,13 +388,28 @@ func startTxmq(t testing.TB, dir string, extraFlags ...string) *proc {
 	}
 	p.X = newTxmq(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(p.nsPort)), net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)))
 	t.Cleanup(func() {
+		dumped := false
+		if t.Failed() && p.running() {
+			// The Go runtime prints every goroutine's stack on SIGQUIT
+			// (to the log file) and exits: what a stuck broker was doing.
+			_ = p.cmd.Process.Signal(syscall.SIGQUIT)
+			select {
+			case <-p.done:
+				dumped = true
+			case <-time.After(5 * time.Second):
+			}
+		}
 		if p.running() {
 			p.Kill()
 		}
 		if t.Failed() {
 			for g := 1; g <= p.gen; g++ {
 				b, _ := os.ReadFile(p.logFile(g))
-				t.Logf("txmq log (run %d):\n%s", g, tail(string(b), 150))
+				n := 150
+				if dumped && g == p.gen {
+					n = 5000 // the goroutine dump whole
+				}
+				t.Logf("txmq log (run %d):\n%s", g, tail(string(b), n))
 			}
 		}
 	})

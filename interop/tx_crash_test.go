@@ -88,6 +88,11 @@ func TestTxCrash(t *testing.T) {
 
 	ledger := &crashLedger{decided: map[string]bool{}, executed: map[string]bool{}}
 	p := startTxProducer(t, x, group, ledger, producer.WithSendMsgTimeout(2*time.Second), producer.WithRetry(1))
+	t.Cleanup(func() {
+		if t.Failed() { // before the producer shuts down (cleanups run last first)
+			logClientGoroutines(t)
+		}
+	})
 
 	// The stream: two senders, kinds in turn.
 	kinds := []string{"commit", "rollback", "check-commit", "check-rollback"}
@@ -128,11 +133,19 @@ func TestTxCrash(t *testing.T) {
 		return nil
 	})
 	stream.Stop()
+	drainStart := time.Now()
 	eventually(t, 30*time.Second, func() error {
-		if st := txStats(t, x); st.Pending != 0 {
-			return fmt.Errorf("%d half messages still pending (stats %+v)", st.Pending, st)
+		st := txStats(t, x)
+		if st.Pending == 0 {
+			return nil
 		}
-		return nil
+		err := fmt.Errorf("%d half messages still pending (stats %+v)", st.Pending, st)
+		if time.Since(drainStart) > 25*time.Second { // say which, in case this is the last try
+			for _, p := range txList(t, x, "--limit", "5").List {
+				err = fmt.Errorf("%w\n  pending: %+v", err, p)
+			}
+		}
+		return err
 	})
 	if lr := txList(t, x); lr.Pending != 0 || len(lr.List) != 0 {
 		t.Fatalf("tx list after the window: %+v", lr)
