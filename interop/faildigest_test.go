@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net/http"
 	"runtime/pprof"
 	"strings"
 	"testing"
+	"time"
 )
 
 // failDigest keeps what a failing run must show at its end: every
@@ -193,4 +195,17 @@ func logClientGoroutines(t testing.TB) {
 		}
 	}
 	t.Logf("official client goroutines (%d distinct stacks):\n%s", len(out), strings.Join(out, "\n\n"))
+}
+
+// logHTTP logs the body of a GET of url (a loopback debug endpoint).
+func logHTTP(t testing.TB, what, url string) {
+	c := http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Logf("%s: %v", what, err)
+		return
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	t.Logf("%s (%s, err %v):\n%s", what, resp.Status, err, b)
 }

@@ -79,7 +79,8 @@ func TestTxCrash(t *testing.T) {
 	t.Logf("seed %d", seed)
 
 	dir := t.TempDir()
-	srv := startTxmq(t, dir+"/data",
+	pprofAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t)) // goroutine dumps if the drain stalls
+	srv := startTxmq(t, dir+"/data", "--pprofAddr", pprofAddr,
 		"--transactionTimeOut", "1000", "--transactionCheckInterval", "1000",
 		"--mappedFileSizeCommitLog", fmt.Sprint(1<<20), "--maxMessageSize", fmt.Sprint(64<<10))
 	x := srv.X
@@ -134,10 +135,22 @@ func TestTxCrash(t *testing.T) {
 	})
 	stream.Stop()
 	drainStart := time.Now()
+	var lastPending int64 = -1
+	lastProgress, dumped := time.Now(), false
 	eventually(t, 30*time.Second, func() error {
 		st := txStats(t, x)
 		if st.Pending == 0 {
 			return nil
+		}
+		if st.Pending != lastPending {
+			lastPending, lastProgress = st.Pending, time.Now()
+		} else if !dumped && time.Since(lastProgress) > 5*time.Second {
+			// Stalled: what both sides are doing now (logged only if
+			// the test fails).
+			dumped = true
+			t.Logf("no progress for %v at %d pending; goroutines now:", time.Since(lastProgress).Round(time.Second), st.Pending)
+			logClientGoroutines(t)
+			logHTTP(t, "broker goroutines", "http://"+pprofAddr+"/debug/pprof/goroutine?debug=1")
 		}
 		err := fmt.Errorf("%d half messages still pending (stats %+v)", st.Pending, st)
 		if time.Since(drainStart) > 25*time.Second { // say which, in case this is the last try
