@@ -742,6 +742,16 @@ func sendBodies(t testing.TB, p rocketmq.Producer, topic string, bodies []string
 	var wg sync.WaitGroup
 	errs := make(chan error, len(bodies))
 	next := atomic.Int64{}
+	if senders > 1 && len(bodies) > 1 {
+		// The first send alone: the official Go client publishes a
+		// topic's queues before it records the brokers' addresses
+		// (namesrvs.UpdateTopicRouteInfoWithDefault), so a concurrent
+		// first send can pick a queue, find no address and fail with
+		// "topic=... route info not found" without retrying
+		// (docs/compat.md). One send first fills both.
+		sendBodies(t, p, topic, bodies[:1], 1)
+		next.Store(1)
+	}
 	for range senders {
 		wg.Add(1)
 		go func() {
