@@ -8,6 +8,10 @@ import (
 	"github.com/txmq/txmq/internal/message"
 )
 
+// slowSync is how long an fsync of the commit log may take before it is
+// logged.
+const slowSync = 500 * time.Millisecond
+
 // syncTo makes the commit log durable up to target: one fdatasync per
 // segment overlapping [flushed, target). Concurrent callers serialise on
 // flushMu; a failure is sticky.
@@ -32,7 +36,16 @@ func (s *Store) syncTo(target int64) error {
 	s.segMu.RUnlock()
 	s.syncScratch = segs
 	t0 := time.Now()
-	defer func() { s.stats.syncNanos.Add(int64(time.Since(t0))) }()
+	defer func() {
+		d := time.Since(t0)
+		s.stats.syncNanos.Add(int64(d))
+		if d >= slowSync {
+			// Every append waiting on it waits as long: say so, as the
+			// Java broker does ("flush data to disk costs").
+			s.log.Warn("store: commit log fsync slow", "took", d.Round(time.Millisecond),
+				"bytes", target-from, "segments", len(segs))
+		}
+	}()
 	for _, seg := range segs {
 		if err := seg.f.Datasync(); err != nil {
 			clear(s.syncScratch)

@@ -1,12 +1,16 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/txmq/txmq/internal/message"
 )
@@ -19,6 +23,7 @@ type faultFile struct {
 
 type faults struct {
 	write, sync atomic.Pointer[error]
+	syncDelay   atomic.Int64 // nanoseconds each fsync sleeps first
 }
 
 func (f *faultFile) Unwrap() segmentFile { return f.segmentFile }
@@ -33,6 +38,7 @@ func (f *faultFile) WriteAt(p []byte, off int64) (int, error) {
 }
 
 func (f *faultFile) Datasync() error {
+	time.Sleep(time.Duration(f.inj.syncDelay.Load()))
 	if e := f.inj.sync.Load(); e != nil {
 		return *e
 	}
@@ -140,4 +146,43 @@ func TestStoreAsyncFsyncErrorIsSticky(t *testing.T) {
 	if _, err := s.Append(context.Background(), newMsg("F", 0, "y")); !errors.Is(err, ErrWriteFailed) {
 		t.Fatalf("Append after a failed fsync: %v", err)
 	}
+}
+
+// A slow commit-log fsync is logged with how long it took: every append
+// waiting on it waited as long.
+func TestStoreLogsSlowSync(t *testing.T) {
+	var logs lockedBuffer
+	inj := &faults{}
+	cfg := testConfig(t, t.TempDir())
+	cfg.FlushMode = SyncFlush
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	cfg.wrapFile = func(f segmentFile) segmentFile { return &faultFile{segmentFile: f, inj: inj} }
+	s := openStore(t, cfg)
+	mustAppend(t, s, newMsg("F", 0, "fast"))
+	if strings.Contains(logs.String(), "fsync slow") {
+		t.Fatalf("a fast fsync was logged as slow:\n%s", logs.String())
+	}
+	inj.syncDelay.Store(int64(slowSync + 100*time.Millisecond))
+	mustAppend(t, s, newMsg("F", 0, "slow"))
+	if out := logs.String(); !strings.Contains(out, "store: commit log fsync slow") || !strings.Contains(out, "took=") {
+		t.Fatalf("the slow fsync was not logged:\n%s", out)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
