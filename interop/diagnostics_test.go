@@ -1,5 +1,11 @@
 package interop
 
+// What a failed run shows, so that a failure in CI, which cannot be
+// rerun with more logging, can be understood from its output: the failed
+// tests repeated at the end (failDigest), and goroutine dumps of the
+// official client (logClientGoroutines) and of a broker (logHTTP on its
+// pprof address).
+
 import (
 	"bufio"
 	"bytes"
