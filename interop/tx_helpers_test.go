@@ -165,7 +165,8 @@ func startTxProducer(t testing.TB, x *txmq, group string, l primitive.Transactio
 		producer.WithRetry(2),
 		producer.WithSendMsgTimeout(5 * time.Second),
 	}, opts...)
-	p, err := rocketmq.NewTransactionProducer(l, all...)
+	g := &gatedListener{TransactionListener: l, gate: make(chan struct{})}
+	p, err := rocketmq.NewTransactionProducer(g, all...)
 	if err != nil {
 		t.Fatalf("new transaction producer: %v", err)
 	}
@@ -173,8 +174,34 @@ func startTxProducer(t testing.TB, x *txmq, group string, l primitive.Transactio
 		t.Fatalf("start transaction producer: %v", err)
 	}
 	var once sync.Once
-	t.Cleanup(func() { once.Do(func() { _ = p.Shutdown() }) })
+	t.Cleanup(func() {
+		once.Do(func() {
+			g.closing.Store(true)
+			_ = p.Shutdown()
+			close(g.gate)
+		})
+	})
 	return p
+}
+
+// gatedListener holds the checks that arrive while its producer shuts
+// down until Shutdown has returned. Why: the official client's
+// rmqClient.Shutdown sets a plain bool that its check goroutine reads,
+// without synchronisation, when it sends the answer (InvokeOneWay), so a
+// check answered during Shutdown is a data race inside the client that
+// `go test -race` reports (against whichever test runs then). Released
+// after Shutdown, the answer sees the client closed and is dropped.
+type gatedListener struct {
+	primitive.TransactionListener
+	closing atomic.Bool
+	gate    chan struct{}
+}
+
+func (g *gatedListener) CheckLocalTransaction(m *primitive.MessageExt) primitive.LocalTransactionState {
+	if g.closing.Load() {
+		<-g.gate
+	}
+	return g.TransactionListener.CheckLocalTransaction(m)
 }
 
 // sendTx sends one transactional message and requires SEND_OK.
