@@ -8,8 +8,8 @@ import (
 	"github.com/txmq/txmq/internal/message"
 )
 
-// slowSync is how long an fsync of the commit log may take before it is
-// logged.
+// slowSync is how long an fsync, or a batch's write, of the commit log
+// may take before it is logged.
 const slowSync = 500 * time.Millisecond
 
 // syncTo makes the commit log durable up to target: one fdatasync per

@@ -24,11 +24,13 @@ type faultFile struct {
 type faults struct {
 	write, sync atomic.Pointer[error]
 	syncDelay   atomic.Int64 // nanoseconds each fsync sleeps first
+	writeDelay  atomic.Int64 // nanoseconds each write sleeps first
 }
 
 func (f *faultFile) Unwrap() segmentFile { return f.segmentFile }
 
 func (f *faultFile) WriteAt(p []byte, off int64) (int, error) {
+	time.Sleep(time.Duration(f.inj.writeDelay.Load()))
 	if e := f.inj.write.Load(); e != nil {
 		// A failing write may still have written part of the data.
 		n, _ := f.segmentFile.WriteAt(p[:len(p)/2], off)
@@ -148,24 +150,37 @@ func TestStoreAsyncFsyncErrorIsSticky(t *testing.T) {
 	}
 }
 
-// A slow commit-log fsync is logged with how long it took: every append
-// waiting on it waited as long.
-func TestStoreLogsSlowSync(t *testing.T) {
-	var logs lockedBuffer
-	inj := &faults{}
-	cfg := testConfig(t, t.TempDir())
-	cfg.FlushMode = SyncFlush
-	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-	cfg.wrapFile = func(f segmentFile) segmentFile { return &faultFile{segmentFile: f, inj: inj} }
-	s := openStore(t, cfg)
-	mustAppend(t, s, newMsg("F", 0, "fast"))
-	if strings.Contains(logs.String(), "fsync slow") {
-		t.Fatalf("a fast fsync was logged as slow:\n%s", logs.String())
+// A slow commit-log fsync, or a slow write of a batch, is logged with how
+// long it took: every append waiting on it waited as long.
+func TestStoreLogsSlowCommit(t *testing.T) {
+	tests := []struct {
+		name  string
+		delay func(*faults) *atomic.Int64
+		want  string
+	}{
+		{"fsync", func(f *faults) *atomic.Int64 { return &f.syncDelay }, "store: commit log fsync slow"},
+		{"write", func(f *faults) *atomic.Int64 { return &f.writeDelay }, "store: commit log write slow"},
 	}
-	inj.syncDelay.Store(int64(slowSync + 100*time.Millisecond))
-	mustAppend(t, s, newMsg("F", 0, "slow"))
-	if out := logs.String(); !strings.Contains(out, "store: commit log fsync slow") || !strings.Contains(out, "took=") {
-		t.Fatalf("the slow fsync was not logged:\n%s", out)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs lockedBuffer
+			inj := &faults{}
+			cfg := testConfig(t, t.TempDir())
+			cfg.FlushMode = SyncFlush
+			cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+			cfg.wrapFile = func(f segmentFile) segmentFile { return &faultFile{segmentFile: f, inj: inj} }
+			s := openStore(t, cfg)
+			mustAppend(t, s, newMsg("F", 0, "fast"))
+			if strings.Contains(logs.String(), " slow") {
+				t.Fatalf("a fast commit was logged as slow:\n%s", logs.String())
+			}
+			tc.delay(inj).Store(int64(slowSync + 100*time.Millisecond))
+			mustAppend(t, s, newMsg("F", 0, "slow"))
+			tc.delay(inj).Store(0)
+			if out := logs.String(); !strings.Contains(out, tc.want) || !strings.Contains(out, "took=") {
+				t.Fatalf("the slow %s was not logged:\n%s", tc.name, out)
+			}
+		})
 	}
 }
 

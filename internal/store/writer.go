@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/txmq/txmq/internal/fsutil"
 	"github.com/txmq/txmq/internal/message"
@@ -386,6 +387,7 @@ func (s *Store) writeBatch(b *batch) {
 		b.err = werr
 		return
 	}
+	t0 := time.Now()
 	for _, c := range b.chunks {
 		if c.hi == c.lo {
 			continue
@@ -396,6 +398,12 @@ func (s *Store) writeBatch(b *batch) {
 		}
 	}
 	s.written.Store(b.end)
+	if d := time.Since(t0); d >= slowSync {
+		// A write to the page cache blocks when the kernel throttles
+		// dirty pages; every append of the batch waits as long.
+		s.log.Warn("store: commit log write slow", "took", d.Round(time.Millisecond),
+			"bytes", b.end-b.start, "appends", len(b.reqs))
+	}
 }
 
 // setSticky records the first write error; every later append gets it.
