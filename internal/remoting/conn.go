@@ -539,8 +539,10 @@ func (c *Conn) dispatch(req *Command) bool {
 	}
 	select {
 	case c.sem <- struct{}{}:
-	case <-c.closing:
-		return false
+	default:
+		if !c.waitSlot() {
+			return false
+		}
 	}
 	if e.inline != nil {
 		resp, err := c.runInline(e.inline, req)
@@ -570,6 +572,29 @@ func (c *Conn) dispatch(req *Command) bool {
 		return false
 	}
 	go c.ep.worker(task{c: c, h: h, req: req})
+	return true
+}
+
+// slowSlotWait is how long reading a connection may stay paused for a
+// free handler slot before it is logged.
+const slowSlotWait = time.Second
+
+// waitSlot waits for a free handler slot: every one of the connection's
+// MaxInFlightPerConn handlers is running, so reading it pauses (the
+// peer's writes back up). A long pause is logged: the handlers are stuck
+// or the peer sends faster than they finish. It reports false if the
+// connection closed meanwhile.
+func (c *Conn) waitSlot() bool {
+	t0 := time.Now()
+	select {
+	case c.sem <- struct{}{}:
+	case <-c.closing:
+		return false
+	}
+	if d := time.Since(t0); d >= slowSlotWait {
+		c.ep.log.Warn("remoting: reading paused: every handler slot of the connection was busy",
+			append(c.logAttrs(), slog.Duration("paused", d.Round(time.Millisecond)), slog.Int("slots", cap(c.sem)))...)
+	}
 	return true
 }
 

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/txmq/txmq/internal/testutil/testkit"
 )
 
 // testLogger routes logs to t.Log, so they show only when a test fails.
@@ -713,5 +715,33 @@ func TestRemotingConnCoalescesWrites(t *testing.T) {
 	ep.tr.stop()
 	if err := ep.tr.wait(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A connection whose handler slots stay full pauses reading; a pause of a
+// second or more is logged, so a stuck handler shows in the broker's log.
+func TestRemotingServerLogsPausedReading(t *testing.T) {
+	var logs testkit.LogBuffer
+	release := make(chan struct{})
+	s := startServer(t, ServerConfig{MaxInFlightPerConn: 1, Logger: logs.Logger()},
+		map[int32]Handler{
+			ReqSendMessage: func(ctx context.Context, c *Conn, req *Command) (*Command, error) {
+				<-release
+				return req.Reply(RespSuccess, ""), nil
+			},
+		})
+	c := dial(t, s, ClientConfig{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() { invoke(t, c, NewRequest(ReqSendMessage, nil)) })
+	}
+	time.Sleep(slowSlotWait + 200*time.Millisecond)
+	if strings.Contains(logs.String(), "reading paused") {
+		t.Fatalf("logged before the pause ended:\n%s", logs.String())
+	}
+	close(release)
+	wg.Wait()
+	if out := logs.String(); !strings.Contains(out, "remoting: reading paused") || !strings.Contains(out, "paused=") {
+		t.Fatalf("the paused reading was not logged:\n%s", out)
 	}
 }

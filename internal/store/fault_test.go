@@ -1,10 +1,8 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +11,7 @@ import (
 	"time"
 
 	"github.com/txmq/txmq/internal/message"
+	"github.com/txmq/txmq/internal/testutil/testkit"
 )
 
 // faultFile wraps a segment file and fails writes or fsyncs on demand.
@@ -163,11 +162,11 @@ func TestStoreLogsSlowCommit(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var logs lockedBuffer
+			var logs testkit.LogBuffer
 			inj := &faults{}
 			cfg := testConfig(t, t.TempDir())
 			cfg.FlushMode = SyncFlush
-			cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+			cfg.Logger = logs.Logger()
 			cfg.wrapFile = func(f segmentFile) segmentFile { return &faultFile{segmentFile: f, inj: inj} }
 			s := openStore(t, cfg)
 			mustAppend(t, s, newMsg("F", 0, "fast"))
@@ -182,22 +181,4 @@ func TestStoreLogsSlowCommit(t *testing.T) {
 			}
 		})
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for a logger's concurrent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
