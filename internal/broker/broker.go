@@ -187,6 +187,7 @@ func New(cfg config.Config, opts Options) (*Broker, error) {
 		Timeout:          time.Duration(cfg.TransactionTimeOut) * time.Millisecond,
 		CheckInterval:    time.Duration(cfg.TransactionCheckInterval) * time.Millisecond,
 		CheckMax:         cfg.TransactionCheckMax,
+		CheckWindow:      checkWindow(cfg.TransactionCheckWindow),
 		FileReservedTime: time.Duration(cfg.FileReservedTime) * time.Hour,
 		BrokerName:       cfg.BrokerName,
 		StoreHost:        b.addr,
@@ -550,4 +551,13 @@ func (l *lifecycle) shuttingDown() bool {
 	default:
 		return false
 	}
+}
+
+// checkWindow maps transactionCheckWindow (0: no window) to
+// txn.Config.CheckWindow (0: the default, negative: no window).
+func checkWindow(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }

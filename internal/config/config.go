@@ -57,6 +57,7 @@ type Config struct {
 	TransactionTimeOut              int64  `conf:"transactionTimeOut" help:"ms after storing before a half message is first checked"`
 	TransactionCheckInterval        int64  `conf:"transactionCheckInterval" help:"ms between checks of one half message"`
 	TransactionCheckMax             int    `conf:"transactionCheckMax" help:"checks sent before a half message is discarded"`
+	TransactionCheckWindow          int    `conf:"transactionCheckWindow" help:"txmq: checks of one producer group outstanding at once (sent within the interval, not answered); more wait, without spending a check; 0: no window"`
 	MessageDelayLevel               string `conf:"messageDelayLevel" help:"delay levels, e.g. 1s 5s 10s 1m 2h"`
 	TimerMaxDelaySec                int64  `conf:"timerMaxDelaySec" help:"latest delivery time a timer message may ask for, s from now"`
 	EmbeddedNamesrv                 bool   `conf:"embeddedNamesrv" help:"txmq: run a name server in the broker process"`
@@ -98,6 +99,7 @@ func DefaultConfig() Config {
 		TransactionTimeOut:              6000,
 		TransactionCheckInterval:        30_000,
 		TransactionCheckMax:             15,
+		TransactionCheckWindow:          1024,
 		MessageDelayLevel:               DefaultMessageDelayLevel,
 		TimerMaxDelaySec:                259_200,
 		EmbeddedNamesrv:                 true,
@@ -197,6 +199,8 @@ func (c *Config) Validate() error {
 		return bad("transactionCheckInterval", c.TransactionCheckInterval, "at least 100 ms")
 	case c.TransactionCheckMax < 1 || c.TransactionCheckMax > 1000:
 		return bad("transactionCheckMax", c.TransactionCheckMax, "1 to 1000")
+	case c.TransactionCheckWindow < 0 || c.TransactionCheckWindow > 1_000_000:
+		return bad("transactionCheckWindow", c.TransactionCheckWindow, "0 (no window) to 1000000")
 	case c.TimerMaxDelaySec < 1:
 		return bad("timerMaxDelaySec", c.TimerMaxDelaySec, "at least 1 s")
 	}

@@ -76,6 +76,7 @@ func TestValidate(t *testing.T) {
 		{"diskMaxUsedSpaceRatio", "99"},
 		{"mappedFileSizeConsumeQueue", "21"},
 		{"transactionCheckMax", "0"},
+		{"transactionCheckWindow", "-1"},
 		{"brokerName", "a b"},
 		{"logLevel", "loud"},
 	}

@@ -217,6 +217,9 @@ func (s *Service) notClaimedLocked(req *EndRequest, off int64, e *entry) (EndRes
 		s.duplicate(req, &res)
 		return res, nil
 	}
+	if req.FromCheck {
+		s.endOutstandingLocked(e) // answered: its window slot is free
+	}
 	s.mu.Unlock()
 	return EndResult{State: StatePrepared, HalfOffset: off, Message: "unknown: nothing done"}, nil
 }
@@ -451,7 +454,7 @@ func (s *Service) release(e *entry) {
 	s.mu.Lock()
 	if s.pending[e.off] == e {
 		e.flags &^= fEnding
-		if e.flags&(fChecking|fParked) == 0 && e.hidx < 0 {
+		if e.flags&(fChecking|fParked|fWaiting) == 0 && e.hidx < 0 {
 			if now := s.nowMs(); e.next < now {
 				e.next = now
 			}

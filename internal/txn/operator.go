@@ -25,6 +25,7 @@ type counters struct {
 	discarded, resumed          atomic.Uint64
 	hookMisses, snapshots       atomic.Uint64
 	pendingNow                  atomic.Int64
+	outstandingNow, waitingNow  atomic.Int64 // check windows: checks outstanding, transactions waiting (as of the scheduler's last round)
 	oldestStored                atomic.Int64 // store time (ms) of the oldest pending half, 0 when none
 }
 
@@ -60,6 +61,11 @@ type Stats struct {
 	ReplayTo           int64    `json:"replayTo"`
 	Snapshots          uint64   `json:"snapshots"`
 	HookMisses         uint64   `json:"hookMisses"` // records applied without the store hook (should stay 0)
+	// The check windows, as of the scheduler's last round: checks sent
+	// within the interval and not answered, and due transactions waiting
+	// for room (transactionCheckWindow).
+	ChecksOutstanding int64 `json:"checksOutstanding"`
+	WaitingForWindow  int64 `json:"waitingForWindow"`
 }
 
 // Stats returns the counters without taking the service lock.
@@ -80,6 +86,9 @@ func (s *Service) Stats() Stats {
 		ReplayTo:        s.replayTo.Load(),
 		Snapshots:       c.snapshots.Load(),
 		HookMisses:      c.hookMisses.Load(),
+
+		ChecksOutstanding: c.outstandingNow.Load(),
+		WaitingForWindow:  c.waitingNow.Load(),
 	}
 	if o := c.oldestStored.Load(); o > 0 && st.Pending > 0 {
 		st.OldestPendingAgeMs = max(0, s.nowMs()-o)
@@ -118,7 +127,8 @@ type PendingInfo struct {
 	ChecksSent    int       `json:"checksSent"`
 	NextCheck     time.Time `json:"nextCheck"`
 	// State: PREPARED (waiting for its next check), PARKED (no producer of
-	// its group online), CHECKING, ENDING (an END is being stored).
+	// its group online), WAITING (due, but its group's check window is
+	// full), CHECKING, ENDING (an END is being stored).
 	State string `json:"state"`
 }
 
@@ -175,6 +185,8 @@ func (s *Service) List(limit int, f ListFilter) []PendingInfo {
 			pi.State = "CHECKING"
 		case e.flags&fParked != 0:
 			pi.State, pi.NextCheck = "PARKED", time.Time{}
+		case e.flags&fWaiting != 0:
+			pi.State, pi.NextCheck = "WAITING", time.Time{}
 		}
 		reads++
 		if hi, err := s.readHalf(e.off); err == nil {

@@ -87,28 +87,42 @@ func (s *Service) takeDue() ([]*work, time.Duration) {
 			if e == nil || e.stored+retAge > now || e.flags&(fEnding|fChecking) != 0 {
 				break
 			}
-			// Keep it out of both heaps while it is worked on.
+			// Keep it out of both heaps (and the window) while it is
+			// worked on.
 			s.ageQ.remove(e)
 			if e.hidx >= 0 {
 				s.checkQ.remove(e)
 			}
-			e.flags = e.flags&^fParked | fChecking
+			e.flags = e.flags&^(fParked|fWaiting) | fChecking
 			batch = append(batch, &work{e: e, checks: int(e.checks), group: s.groupName(e.group), reason: "retention"})
 		}
 	}
-	for len(batch) < checkBatch {
+	window := s.cfg.CheckWindow > 0
+	for moved := 0; len(batch) < checkBatch && moved < windowMoves; moved++ {
 		e := s.checkQ.peek()
 		if e == nil || e.next > now {
 			break
 		}
 		s.checkQ.remove(e)
+		s.endOutstandingLocked(e) // its last check's interval has passed
+		discard := int(e.checks) >= s.cfg.CheckMax
+		if window && !discard {
+			// Checks go through the group's window, in the order due.
+			e.flags |= fWaiting
+			s.windowQ[e.group] = append(s.windowQ[e.group], e)
+			continue
+		}
 		e.flags |= fChecking
 		w := &work{e: e, checks: int(e.checks), group: s.groupName(e.group)}
-		if int(e.checks) >= s.cfg.CheckMax {
+		if discard {
 			w.reason = "checks"
 		}
 		batch = append(batch, w)
 	}
+	if window && len(s.windowQ) > 0 {
+		batch = s.takeWindowLocked(batch, checkBatch)
+	}
+	s.windowGaugesLocked()
 	s.gaugesLocked()
 	wait := time.Hour
 	if e := s.checkQ.peek(); e != nil {
@@ -206,6 +220,9 @@ func (s *Service) process(ctx context.Context, batch []*work) {
 		}
 		if w.sent && int(e.checks) < w.checks+1 {
 			e.checks = uint16(min(w.checks+1, 65535))
+		}
+		if w.sent {
+			s.checkSentLocked(e)
 		}
 		if e.flags&fEnding != 0 {
 			continue // an END (or a failed discard) owns it

@@ -63,6 +63,12 @@ type Config struct {
 	// CheckMax is transactionCheckMax: checks sent before a half is
 	// discarded. Default 15.
 	CheckMax int
+	// CheckWindow is transactionCheckWindow: the checks of one producer
+	// group that may be outstanding (sent within the last CheckInterval
+	// and not answered). Due transactions beyond it wait, without spending
+	// a check, until answers (or the interval) free room. Default 1024;
+	// negative: no window.
+	CheckWindow int
 	// FileReservedTime is the commit log's retention. A half that would
 	// outlive it (less a margin of an eighth) is discarded first. 0 disables.
 	FileReservedTime time.Duration
@@ -91,11 +97,15 @@ const (
 	DefaultTimeout          = 6 * time.Second
 	DefaultCheckInterval    = 30 * time.Second
 	DefaultCheckMax         = 15
+	DefaultCheckWindow      = 1024
 	DefaultSnapshotInterval = 30 * time.Second
 
 	snapshotFileName = "txn.snapshot"
 	// checkBatch bounds the due entries one scheduler round takes.
 	checkBatch = 256
+	// windowMoves bounds the due entries one round moves into the check
+	// windows (the lock is held meanwhile).
+	windowMoves = 4096
 	// recentSize bounds the recently-resolved table; recentTTL ages it.
 	recentSize = 1 << 16
 	recentTTL  = time.Hour
@@ -109,6 +119,8 @@ const (
 	fEnding   uint8 = 1 << iota // an END or a discard has claimed it and is appending
 	fChecking                   // the scheduler took it off the heap to check it
 	fParked                     // no producer of its group online: waiting in parked[group]
+	fAwaiting                   // a check was sent within the interval and not answered: counted in awaiting[group]
+	fWaiting                    // its group's check window was full when it fell due: waiting in windowQ[group]
 )
 
 // entry is one pending (PREPARED) transaction: 48 bytes, no pointers but
@@ -140,22 +152,25 @@ type Service struct {
 	now       func() time.Time
 
 	// guarded by mu
-	mu       sync.Mutex
-	pending  map[int64]*entry    // by half commit-log offset
-	byUniq   map[uint64]*entry   // by hash(UNIQ_KEY); first entry of the hash
-	moreUniq map[uint64][]*entry // further entries of a hash (collision or one id in several groups)
-	checkQ   entryHeap           // by next check time (prepared, not parked, not checking, not ending)
-	ageQ     entryHeap           // by store time: every pending entry
-	parked   map[uint32][]*entry
-	groups   []string
-	groupIDs map[string]uint32
-	recent   recentTable
-	inflight map[uint64]*prepFlight // Prepare calls appending, by hash(UNIQ_KEY), chained
-	wakeAt   int64                  // ms: when the scheduler will next look at the heaps (takeDue); insert wakes it only for an entry due before
-	applied  int64                  // end of the last transactional record applied
-	live     bool                   // Start finished its replay: OnRecord applies at once
-	backlog  []*event               // transactional records seen before live
-	closed   bool
+	mu          sync.Mutex
+	pending     map[int64]*entry    // by half commit-log offset
+	byUniq      map[uint64]*entry   // by hash(UNIQ_KEY); first entry of the hash
+	moreUniq    map[uint64][]*entry // further entries of a hash (collision or one id in several groups)
+	checkQ      entryHeap           // by next check time (prepared, not parked, not checking, not ending)
+	ageQ        entryHeap           // by store time: every pending entry
+	parked      map[uint32][]*entry
+	awaiting    []int32             // by group id: entries with fAwaiting (the group's outstanding checks)
+	outstanding int                 // entries with fAwaiting, all groups
+	windowQ     map[uint32][]*entry // by group id: entries with fWaiting, in the order they fell due
+	groups      []string
+	groupIDs    map[string]uint32
+	recent      recentTable
+	inflight    map[uint64]*prepFlight // Prepare calls appending, by hash(UNIQ_KEY), chained
+	wakeAt      int64                  // ms: when the scheduler will next look at the heaps (takeDue); insert wakes it only for an entry due before
+	applied     int64                  // end of the last transactional record applied
+	live        bool                   // Start finished its replay: OnRecord applies at once
+	backlog     []*event               // transactional records seen before live
+	closed      bool
 
 	// liveA and closedA mirror live and closed for the lock-free checks
 	// of End and Resume (written under mu, with them).
@@ -195,6 +210,9 @@ func New(cfg Config, log Log, producers Producers) (*Service, error) {
 	if cfg.CheckMax == 0 {
 		cfg.CheckMax = DefaultCheckMax
 	}
+	if cfg.CheckWindow == 0 {
+		cfg.CheckWindow = DefaultCheckWindow
+	}
 	if cfg.SnapshotInterval == 0 {
 		cfg.SnapshotInterval = DefaultSnapshotInterval
 	}
@@ -219,6 +237,7 @@ func New(cfg Config, log Log, producers Producers) (*Service, error) {
 		byUniq:    make(map[uint64]*entry),
 		moreUniq:  make(map[uint64][]*entry),
 		parked:    make(map[uint32][]*entry),
+		windowQ:   make(map[uint32][]*entry),
 		groupIDs:  make(map[string]uint32),
 		inflight:  make(map[uint64]*prepFlight),
 		wake:      make(chan struct{}, 1),
@@ -412,6 +431,7 @@ func (s *Service) internGroup(g string) uint32 {
 	}
 	id := uint32(len(s.groups))
 	s.groups = append(s.groups, g)
+	s.awaiting = append(s.awaiting, 0)
 	s.groupIDs[g] = id
 	return id
 }
@@ -556,6 +576,7 @@ func (s *Service) resolve(e *entry, st State, at int64) {
 	if e.aidx >= 0 {
 		s.ageQ.remove(e)
 	}
+	s.endOutstandingLocked(e)
 	e.flags |= fEnding // any holder of a stale pointer sees it gone
 	s.gaugesLocked()
 	s.recent.add(recentRec{off: e.off, uniq: e.uniq, group: e.group, state: st, at: at})

@@ -1,0 +1,80 @@
+package txn
+
+// The check window. A producer answers checks one at a time (the official
+// Go client runs every check's listener and END on one goroutine, over
+// the connection its own sends use), so checks are a load on it. When a
+// group has many pending transactions and the check interval is shorter
+// than the producer takes to work through them, every interval would
+// send them all again and the checks would crowd out the producer's
+// sends. So at most CheckWindow checks of a group are outstanding: sent
+// within the last interval and not answered (fAwaiting, counted in
+// awaiting). A transaction that falls due while the window is full waits
+// in windowQ, in the order it fell due, without spending a check, until
+// an answer or the interval frees room. Waiting costs a slice slot; no
+// timer runs for it.
+
+// endOutstandingLocked ends e's outstanding check, if it has one: its
+// producer answered, it was resolved, or its interval passed. When the
+// group's window has room and transactions wait for it, it wakes the
+// scheduler. mu held.
+func (s *Service) endOutstandingLocked(e *entry) {
+	if e.flags&fAwaiting == 0 {
+		return
+	}
+	e.flags &^= fAwaiting
+	s.awaiting[e.group]--
+	s.outstanding--
+	if len(s.windowQ[e.group]) > 0 && int(s.awaiting[e.group]) < s.cfg.CheckWindow {
+		s.kick()
+	}
+}
+
+// checkSentLocked counts the check just sent for e as outstanding. mu
+// held.
+func (s *Service) checkSentLocked(e *entry) {
+	if s.cfg.CheckWindow > 0 && e.flags&fAwaiting == 0 {
+		e.flags |= fAwaiting
+		s.awaiting[e.group]++
+		s.outstanding++
+	}
+}
+
+// takeWindowLocked moves the transactions waiting in the groups' windows
+// that have room into batch, in the order they fell due, while it holds
+// fewer than max. mu held.
+func (s *Service) takeWindowLocked(batch []*work, max int) []*work {
+	for g, q := range s.windowQ {
+		room := s.cfg.CheckWindow - int(s.awaiting[g])
+		i := 0
+		for ; i < len(q) && room > 0 && len(batch) < max; i++ {
+			e := q[i]
+			q[i] = nil
+			if e.flags&fWaiting == 0 || s.pending[e.off] != e {
+				continue // taken elsewhere (retention) or resolved
+			}
+			e.flags &^= fWaiting
+			if e.flags&fEnding != 0 {
+				continue // an END owns it; release re-arms it if the END fails
+			}
+			e.flags |= fChecking
+			room--
+			batch = append(batch, &work{e: e, checks: int(e.checks), group: s.groupName(g)})
+		}
+		if i == len(q) {
+			delete(s.windowQ, g)
+		} else {
+			s.windowQ[g] = q[i:]
+		}
+	}
+	return batch
+}
+
+// windowGaugesLocked refreshes the check windows' gauges. mu held.
+func (s *Service) windowGaugesLocked() {
+	n := 0
+	for _, q := range s.windowQ {
+		n += len(q)
+	}
+	s.c.outstandingNow.Store(int64(s.outstanding))
+	s.c.waitingNow.Store(int64(n))
+}
