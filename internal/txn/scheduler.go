@@ -221,8 +221,8 @@ func (s *Service) process(ctx context.Context, batch []*work) {
 		if w.sent && int(e.checks) < w.checks+1 {
 			e.checks = uint16(min(w.checks+1, 65535))
 		}
-		if w.sent {
-			s.checkSentLocked(e)
+		if !w.sent {
+			s.endOutstandingLocked(e) // its window slot was reserved for nothing
 		}
 		if e.flags&fEnding != 0 {
 			continue // an END (or a failed discard) owns it

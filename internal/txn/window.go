@@ -29,9 +29,11 @@ func (s *Service) endOutstandingLocked(e *entry) {
 	}
 }
 
-// checkSentLocked counts the check just sent for e as outstanding. mu
-// held.
-func (s *Service) checkSentLocked(e *entry) {
+// reserveLocked counts e's check as outstanding. The scheduler reserves
+// the slot when it takes e, before it sends the check, so an answer that
+// arrives before the round ends finds it to free; process frees the
+// slots of checks it did not send. mu held.
+func (s *Service) reserveLocked(e *entry) {
 	if s.cfg.CheckWindow > 0 && e.flags&fAwaiting == 0 {
 		e.flags |= fAwaiting
 		s.awaiting[e.group]++
@@ -44,9 +46,8 @@ func (s *Service) checkSentLocked(e *entry) {
 // fewer than max. mu held.
 func (s *Service) takeWindowLocked(batch []*work, max int) []*work {
 	for g, q := range s.windowQ {
-		room := s.cfg.CheckWindow - int(s.awaiting[g])
 		i := 0
-		for ; i < len(q) && room > 0 && len(batch) < max; i++ {
+		for ; i < len(q) && int(s.awaiting[g]) < s.cfg.CheckWindow && len(batch) < max; i++ {
 			e := q[i]
 			q[i] = nil
 			if e.flags&fWaiting == 0 || s.pending[e.off] != e {
@@ -57,7 +58,7 @@ func (s *Service) takeWindowLocked(batch []*work, max int) []*work {
 				continue // an END owns it; release re-arms it if the END fails
 			}
 			e.flags |= fChecking
-			room--
+			s.reserveLocked(e)
 			batch = append(batch, &work{e: e, checks: int(e.checks), group: s.groupName(g)})
 		}
 		if i == len(q) {
