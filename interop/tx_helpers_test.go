@@ -165,7 +165,7 @@ func startTxProducer(t testing.TB, x *txmq, group string, l primitive.Transactio
 		producer.WithRetry(2),
 		producer.WithSendMsgTimeout(5 * time.Second),
 	}, opts...)
-	g := &gatedListener{TransactionListener: l, gate: make(chan struct{})}
+	g := &gatedListener{TransactionListener: l, gate: make(chan struct{}), parked: make(chan struct{}, 1)}
 	p, err := rocketmq.NewTransactionProducer(g, all...)
 	if err != nil {
 		t.Fatalf("new transaction producer: %v", err)
@@ -177,6 +177,12 @@ func startTxProducer(t testing.TB, x *txmq, group string, l primitive.Transactio
 	t.Cleanup(func() {
 		once.Do(func() {
 			g.closing.Store(true)
+			// While checks flow, the client's check goroutine is in
+			// the gate within milliseconds; otherwise it is idle.
+			select {
+			case <-g.parked:
+			case <-time.After(200 * time.Millisecond):
+			}
 			_ = p.Shutdown()
 			close(g.gate)
 		})
@@ -189,16 +195,23 @@ func startTxProducer(t testing.TB, x *txmq, group string, l primitive.Transactio
 // rmqClient.Shutdown sets a plain bool that its check goroutine reads,
 // without synchronisation, when it sends the answer (InvokeOneWay), so a
 // check answered during Shutdown is a data race inside the client that
-// `go test -race` reports (against whichever test runs then). Released
-// after Shutdown, the answer sees the client closed and is dropped.
+// `go test -race` reports (against whichever test runs then). The
+// producer's cleanup waits (briefly) until that goroutine is parked in
+// the gate, so none is sending; released after Shutdown, the answers see
+// the client closed and are dropped.
 type gatedListener struct {
 	primitive.TransactionListener
 	closing atomic.Bool
 	gate    chan struct{}
+	parked  chan struct{} // cap 1: a check is waiting in the gate
 }
 
 func (g *gatedListener) CheckLocalTransaction(m *primitive.MessageExt) primitive.LocalTransactionState {
 	if g.closing.Load() {
+		select {
+		case g.parked <- struct{}{}:
+		default:
+		}
 		<-g.gate
 	}
 	return g.TransactionListener.CheckLocalTransaction(m)
