@@ -15,14 +15,13 @@ import (
 
 // unknownListener answers UNKNOWN, in the local step and to every check:
 // transactions whose outcome the application does not know yet.
-type unknownListener struct{ checks atomic.Int64 }
+type unknownListener struct{}
 
 func (l *unknownListener) ExecuteLocalTransaction(*primitive.Message) primitive.LocalTransactionState {
 	return primitive.UnkonwnState
 }
 
 func (l *unknownListener) CheckLocalTransaction(*primitive.MessageExt) primitive.LocalTransactionState {
-	l.checks.Add(1)
 	return primitive.UnkonwnState
 }
 
