@@ -17,6 +17,12 @@
 //
 //	ROCKETMQ_GO_LOG_LEVEL=info|debug  the official client's log (default: errors only)
 //	TXMQ_TEST_LOG_LEVEL=debug         the in-process broker's log, shown for failed tests and with -v
+//	TXMQ_STORM_SECONDS=50             how long BenchmarkCheckStorm sends (default 5)
+//
+// A failed run repeats the failed tests' output at its end, after the
+// client's log; a failed test that ran `txmq serve` shows that process's
+// goroutines (SIGQUIT), and TestTxCrash also dumps both sides when its
+// check window stalls (diagnostics_test.go).
 //
 // The official client keeps broadcasting offsets in files under
 // $rocketmq.client.localOffsetStoreDir (default ~/.rocketmq_client_go),
@@ -27,7 +33,9 @@
 // applied: every producer and consumer gets its own instance name (the
 // client shares one connection, clientID and name-server list per
 // instance); consumers are shut down only after their rebalancing has
-// settled, the pull test uses the lite-pull API rather than PullFrom, and
+// settled, a transaction producer's checks wait while it shuts down, a
+// fresh producer's first send goes alone before parallel ones, the pull
+// test uses the lite-pull API rather than PullFrom, and
 // push consumers accept the largest span of cached offsets the client
 // allows (its flow-control counters are shared by the queues' pull
 // goroutines unsynchronised), because these would otherwise trip data
