@@ -33,11 +33,12 @@
 // applied: every producer and consumer gets its own instance name (the
 // client shares one connection, clientID and name-server list per
 // instance); consumers are shut down only after their rebalancing has
-// settled, a transaction producer's checks wait while it shuts down, a
-// fresh producer's first send goes alone before parallel ones, the pull
-// test uses the lite-pull API rather than PullFrom, and
+// settled, a transaction producer's checks wait while it shuts down, the
+// pull test uses the lite-pull API rather than PullFrom, and
 // push consumers accept the largest span of cached offsets the client
 // allows (its flow-control counters are shared by the queues' pull
 // goroutines unsynchronised), because these would otherwise trip data
-// races inside the client under -race.
+// races inside the client under -race. A fresh producer's first send goes
+// alone before parallel ones: the client can fail concurrent first sends
+// to a topic (docs/compat.md).
 package interop
