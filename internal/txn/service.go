@@ -152,25 +152,24 @@ type Service struct {
 	now       func() time.Time
 
 	// guarded by mu
-	mu          sync.Mutex
-	pending     map[int64]*entry    // by half commit-log offset
-	byUniq      map[uint64]*entry   // by hash(UNIQ_KEY); first entry of the hash
-	moreUniq    map[uint64][]*entry // further entries of a hash (collision or one id in several groups)
-	checkQ      entryHeap           // by next check time (prepared, not parked, not checking, not ending)
-	ageQ        entryHeap           // by store time: every pending entry
-	parked      map[uint32][]*entry
-	awaiting    []int32             // by group id: entries with fAwaiting (the group's outstanding checks)
-	outstanding int                 // entries with fAwaiting, all groups
-	windowQ     map[uint32][]*entry // by group id: entries with fWaiting, in the order they fell due
-	groups      []string
-	groupIDs    map[string]uint32
-	recent      recentTable
-	inflight    map[uint64]*prepFlight // Prepare calls appending, by hash(UNIQ_KEY), chained
-	wakeAt      int64                  // ms: when the scheduler will next look at the heaps (takeDue); insert wakes it only for an entry due before
-	applied     int64                  // end of the last transactional record applied
-	live        bool                   // Start finished its replay: OnRecord applies at once
-	backlog     []*event               // transactional records seen before live
-	closed      bool
+	mu       sync.Mutex
+	pending  map[int64]*entry    // by half commit-log offset
+	byUniq   map[uint64]*entry   // by hash(UNIQ_KEY); first entry of the hash
+	moreUniq map[uint64][]*entry // further entries of a hash (collision or one id in several groups)
+	checkQ   entryHeap           // by next check time (prepared, not parked, not checking, not ending)
+	ageQ     entryHeap           // by store time: every pending entry
+	parked   map[uint32][]*entry
+	awaiting []int32             // by group id: entries with fAwaiting (the group's outstanding checks)
+	windowQ  map[uint32][]*entry // by group id: entries with fWaiting, in the order they fell due
+	groups   []string
+	groupIDs map[string]uint32
+	recent   recentTable
+	inflight map[uint64]*prepFlight // Prepare calls appending, by hash(UNIQ_KEY), chained
+	wakeAt   int64                  // ms: when the scheduler will next look at the heaps (takeDue); insert wakes it only for an entry due before
+	applied  int64                  // end of the last transactional record applied
+	live     bool                   // Start finished its replay: OnRecord applies at once
+	backlog  []*event               // transactional records seen before live
+	closed   bool
 
 	// liveA and closedA mirror live and closed for the lock-free checks
 	// of End and Resume (written under mu, with them).

@@ -23,7 +23,6 @@ func (s *Service) endOutstandingLocked(e *entry) {
 	}
 	e.flags &^= fAwaiting
 	s.awaiting[e.group]--
-	s.outstanding--
 	if len(s.windowQ[e.group]) > 0 && int(s.awaiting[e.group]) < s.cfg.CheckWindow {
 		s.kick()
 	}
@@ -37,7 +36,6 @@ func (s *Service) reserveLocked(e *entry) {
 	if s.cfg.CheckWindow > 0 && e.flags&fAwaiting == 0 {
 		e.flags |= fAwaiting
 		s.awaiting[e.group]++
-		s.outstanding++
 	}
 }
 
@@ -70,12 +68,17 @@ func (s *Service) takeWindowLocked(batch []*work, max int) []*work {
 	return batch
 }
 
-// windowGaugesLocked refreshes the check windows' gauges. mu held.
+// windowGaugesLocked refreshes the check windows' gauges. The waiting
+// count includes entries resolved while they waited, until the scheduler
+// drops them (the next round with room in their window). mu held.
 func (s *Service) windowGaugesLocked() {
-	n := 0
+	var out, n int
+	for _, a := range s.awaiting {
+		out += int(a)
+	}
 	for _, q := range s.windowQ {
 		n += len(q)
 	}
-	s.c.outstandingNow.Store(int64(s.outstanding))
+	s.c.outstandingNow.Store(int64(out))
 	s.c.waitingNow.Store(int64(n))
 }
