@@ -21,9 +21,10 @@
 #
 # Usage: bench/compare.sh [results-dir]
 #   DUR=10s WARMUP=2s SIZE=1024 INFLIGHT=64 RATE=20000 REPEAT=3 bench/compare.sh
-#   (REPEAT: alternating rounds of sends, sends consumed, transactions and
-#   the end-to-end run under ASYNC_FLUSH, for the transactions/sends ratio
-#   and the end-to-end p99; 0 skips them)
+#   (REPEAT: alternating rounds of sends, JetStream publishes, sends
+#   consumed, transactions and the end-to-end run under ASYNC_FLUSH, for
+#   the sends/JetStream and transactions/sends ratios and the end-to-end
+#   p99; 0 skips them)
 #   (WARMUP: load before each measured DUR, dropped from rates, latencies
 #   and the load generators' CPU; the servers' CPU covers both)
 #   QUIET_WAIT=300 bench/compare.sh   wait up to 300 s for load average < 0.7
@@ -214,37 +215,6 @@ start_txmq ASYNC_FLUSH
 measure txmq-tx-async "$TXMQ_PID" "${TXB[@]}" tx -n "$NS" -t BenchTx -d "$DUR" "${COMMON[@]}"
 stop "$TXMQ_PID"
 
-# The transactions/sends ratio under ASYNC_FLUSH sits near its target and
-# two single runs minutes apart differ by more than the margin on a shared
-# machine, so it is measured again in REPEAT alternating rounds of plain
-# sends, sends consumed in the same run, and transactions, each on a fresh
-# broker; cmptable reports every round's ratios and their median. Each
-# round ends with the end-to-end run at RATE msg/s, whose p99 varies as
-# much from one run to the next.
-log "txmq: $REPEAT alternating rounds of sends, sends consumed, transactions, e2e at $RATE msg/s, ASYNC_FLUSH"
-for i in $(seq 1 "$REPEAT"); do
-	start_txmq ASYNC_FLUSH
-	measure "txmq-alt-send-$i" "$TXMQ_PID" "${TXB[@]}" producer -n "$NS" -t Bench -d "$DUR" "${COMMON[@]}"
-	stop "$TXMQ_PID"
-	start_txmq ASYNC_FLUSH
-	measure "txmq-alt-sendc-$i" "$TXMQ_PID" "${TXB[@]}" producer -n "$NS" -t BenchSC -d "$DUR" --e2e "${COMMON[@]}"
-	stop "$TXMQ_PID"
-	start_txmq ASYNC_FLUSH
-	measure "txmq-alt-tx-$i" "$TXMQ_PID" "${TXB[@]}" tx -n "$NS" -t BenchTx -d "$DUR" "${COMMON[@]}"
-	stop "$TXMQ_PID"
-	start_txmq ASYNC_FLUSH
-	measure "txmq-alt-e2e-$i" "$TXMQ_PID" "${TXB[@]}" producer -n "$NS" -t BenchE2E -d "$DUR" --rate "$RATE" --e2e "${COMMON[@]}"
-	stop "$TXMQ_PID"
-done
-
-log "txmq: send + consume at $RATE msg/s (end-to-end latency, RSS), ASYNC_FLUSH and SYNC_FLUSH"
-start_txmq ASYNC_FLUSH
-measure txmq-e2e-20k "$TXMQ_PID" "${TXB[@]}" producer -n "$NS" -t BenchE2E -d "$DUR" --rate "$RATE" --e2e "${COMMON[@]}"
-stop "$TXMQ_PID"
-start_txmq SYNC_FLUSH
-measure txmq-e2e-20k-sync "$TXMQ_PID" "${TXB[@]}" producer -n "$NS" -t BenchE2E -d "$DUR" --rate "$RATE" --e2e "${COMMON[@]}"
-stop "$TXMQ_PID"
-
 # start_nats SYNC: SYNC is "always" or "" (the default periodic sync).
 start_nats() {
 	local port dir
@@ -265,6 +235,42 @@ start_nats() {
 	wait_port 127.0.0.1 "$port" 10
 	NATS_URL=nats://127.0.0.1:$port
 }
+# The transactions/sends ratio under ASYNC_FLUSH sits near its target and
+# two single runs minutes apart differ by more than the margin on a shared
+# machine, so it is measured again in REPEAT alternating rounds of plain
+# sends, sends consumed in the same run, and transactions, each on a fresh
+# broker; cmptable reports every round's ratios and their median. Each
+# round ends with the end-to-end run at RATE msg/s, whose p99 varies as
+# much from one run to the next. JetStream's acknowledged publishes at
+# sync_interval 500ms follow each round's sends, for the sends/JetStream
+# ratio, which moves as much (1.46-2.06x in single runs 32-36).
+log "txmq: $REPEAT alternating rounds of sends, JetStream publishes (500ms), sends consumed, transactions, e2e at $RATE msg/s, ASYNC_FLUSH"
+for i in $(seq 1 "$REPEAT"); do
+	start_txmq ASYNC_FLUSH
+	measure "txmq-alt-send-$i" "$TXMQ_PID" "${TXB[@]}" producer -n "$NS" -t Bench -d "$DUR" "${COMMON[@]}"
+	stop "$TXMQ_PID"
+	start_nats 500ms
+	measure "js-alt-500ms-$i" "$NATS_PID" "${GEN_ENV[@]}" "$BIN/jsbench" -url "$NATS_URL" -size "$SIZE" -inflight "$INFLIGHT" -duration "$DUR" -warmup "$WARMUP" -json
+	stop "$NATS_PID"
+	start_txmq ASYNC_FLUSH
+	measure "txmq-alt-sendc-$i" "$TXMQ_PID" "${TXB[@]}" producer -n "$NS" -t BenchSC -d "$DUR" --e2e "${COMMON[@]}"
+	stop "$TXMQ_PID"
+	start_txmq ASYNC_FLUSH
+	measure "txmq-alt-tx-$i" "$TXMQ_PID" "${TXB[@]}" tx -n "$NS" -t BenchTx -d "$DUR" "${COMMON[@]}"
+	stop "$TXMQ_PID"
+	start_txmq ASYNC_FLUSH
+	measure "txmq-alt-e2e-$i" "$TXMQ_PID" "${TXB[@]}" producer -n "$NS" -t BenchE2E -d "$DUR" --rate "$RATE" --e2e "${COMMON[@]}"
+	stop "$TXMQ_PID"
+done
+
+log "txmq: send + consume at $RATE msg/s (end-to-end latency, RSS), ASYNC_FLUSH and SYNC_FLUSH"
+start_txmq ASYNC_FLUSH
+measure txmq-e2e-20k "$TXMQ_PID" "${TXB[@]}" producer -n "$NS" -t BenchE2E -d "$DUR" --rate "$RATE" --e2e "${COMMON[@]}"
+stop "$TXMQ_PID"
+start_txmq SYNC_FLUSH
+measure txmq-e2e-20k-sync "$TXMQ_PID" "${TXB[@]}" producer -n "$NS" -t BenchE2E -d "$DUR" --rate "$RATE" --e2e "${COMMON[@]}"
+stop "$TXMQ_PID"
+
 log "NATS JetStream: acknowledged publishes, sync_interval: always"
 start_nats always
 measure js-send-always "$NATS_PID" "${GEN_ENV[@]}" "$BIN/jsbench" -url "$NATS_URL" -size "$SIZE" -inflight "$INFLIGHT" -duration "$DUR" -warmup "$WARMUP" -json

@@ -194,8 +194,9 @@ func readKV(path string) map[string]float64 {
 	return out
 }
 
-// alternatingRounds prints the transactions/sends ratios of compare.sh's
-// alternating rounds (txmq-alt-{send,sendc,tx}-N), each round's and their
+// alternatingRounds prints the ratios of compare.sh's alternating rounds
+// (txmq-alt-{send,sendc,tx}-N and js-alt-500ms-N): transactions/sends,
+// transactions/sends consumed and sends/JetStream, each round's and their
 // median, if there are any.
 func alternatingRounds(dir string) {
 	rate := func(file string) float64 {
@@ -204,17 +205,23 @@ func alternatingRounds(dir string) {
 		}
 		return 0
 	}
-	var strict, like []float64
+	var strict, like, js []float64
 	for i := 1; ; i++ {
 		s, sc, tx := rate(fmt.Sprintf("txmq-alt-send-%d", i)), rate(fmt.Sprintf("txmq-alt-sendc-%d", i)), rate(fmt.Sprintf("txmq-alt-tx-%d", i))
-		if s == 0 && sc == 0 && tx == 0 {
+		j := rate(fmt.Sprintf("js-alt-500ms-%d", i))
+		if s == 0 && sc == 0 && tx == 0 && j == 0 {
 			break
 		}
 		if i == 1 {
-			fmt.Println("\ntransactions / sends, ASYNC_FLUSH, alternating rounds (each run on a fresh broker, in this order)")
-			fmt.Printf("%-7s %10s %17s %15s %10s %18s\n", "round", "sends/s", "sends consumed/s", "transactions/s", "tx/sends", "tx/sends consumed")
+			fmt.Println("\nalternating rounds, ASYNC_FLUSH / sync_interval 500ms (each run on a fresh server, in this order)")
+			fmt.Printf("%-7s %10s %10s %17s %15s %10s %10s %18s\n", "round", "sends/s", "JS pub/s", "sends consumed/s", "transactions/s",
+				"sends/JS", "tx/sends", "tx/sends consumed")
 		}
-		r1, r2 := "n/a", "n/a"
+		r0, r1, r2 := "n/a", "n/a", "n/a"
+		if s > 0 && j > 0 {
+			js = append(js, s/j)
+			r0 = fmt.Sprintf("%.2fx", s/j)
+		}
 		if s > 0 && tx > 0 {
 			strict = append(strict, tx/s)
 			r1 = fmt.Sprintf("%.3fx", tx/s)
@@ -223,16 +230,17 @@ func alternatingRounds(dir string) {
 			like = append(like, tx/sc)
 			r2 = fmt.Sprintf("%.3fx", tx/sc)
 		}
-		fmt.Printf("%-7d %10.0f %17.0f %15.0f %10s %18s\n", i, s, sc, tx, r1, r2)
+		fmt.Printf("%-7d %10.0f %10.0f %17.0f %15.0f %10s %10s %18s\n", i, s, j, sc, tx, r0, r1, r2)
 	}
-	if len(strict) > 0 {
-		met := "no"
-		if median(strict) >= 0.5 {
-			met = "yes"
+	medianLine := func(name string, v []float64, target float64) {
+		if len(v) == 0 {
+			return
 		}
-		fmt.Printf("%-55s %8.2fx  >= 0.5x  %s (%d of %d rounds at or above)\n", "median: txmq transactions / txmq sends, ASYNC_FLUSH",
-			median(strict), met, countAtLeast(strict, 0.5), len(strict))
+		fmt.Printf("%-55s %8.2fx  >= %.1fx  %s (%d of %d rounds at or above)\n", name, median(v), target,
+			yes(median(v) >= target), countAtLeast(v, target), len(v))
 	}
+	medianLine("median: txmq send / JetStream publish, 500 ms", js, 1.5)
+	medianLine("median: txmq transactions / txmq sends, ASYNC_FLUSH", strict, 0.5)
 	if len(like) > 0 {
 		fmt.Printf("%-55s %8.2fx  (for information: like for like: both delivered; %d of %d rounds at or above 0.5x)\n",
 			"median: transactions / sends consumed, ASYNC_FLUSH", median(like), countAtLeast(like, 0.5), len(like))
