@@ -62,8 +62,8 @@ type Config struct {
 	TimerMaxDelaySec                int64  `conf:"timerMaxDelaySec" help:"latest delivery time a timer message may ask for, s from now"`
 	EmbeddedNamesrv                 bool   `conf:"embeddedNamesrv" help:"txmq: run a name server in the broker process"`
 	NamesrvListenPort               int    `conf:"namesrvListenPort" help:"txmq: embedded name server port (0 picks a free port)"`
-	GrpcListenPort                  int    `conf:"grpcListenPort" help:"txmq: gRPC (RocketMQ 5) port, -1 disables"`
-	HTTPListenPort                  int    `conf:"httpListenPort" help:"txmq: HTTP metrics/dashboard port, -1 disables"`
+	GrpcListenPort                  int    `conf:"grpcListenPort" help:"txmq: port reserved for the RocketMQ 5 gRPC endpoint; not served yet (planned), -1 disables"`
+	HTTPListenPort                  int    `conf:"httpListenPort" help:"txmq: port reserved for the HTTP metrics endpoint; not served yet (planned), -1 disables"`
 	LogLevel                        string `conf:"logLevel" help:"txmq: debug, info, warn or error"`
 }
 
