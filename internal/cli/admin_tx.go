@@ -183,17 +183,17 @@ func newAdminTxCommand(a *adminClient) *cobra.Command {
 				return printJSON(c.OutOrStdout(), all)
 			}
 			tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "BROKER\tHALF\tCOMMIT c/k/o\tROLLBACK c/k/o\tDUP ENDS\tCHECKS\tANSWERS c/r/u\tDISCARDED\tRESUMED\tPENDING\tOLDEST\tWINDOW o/w")
+			fmt.Fprintln(tw, "BROKER\tHALF\tCOMMIT c/k/o\tROLLBACK c/k/o\tDUP ENDS\tCHECKS s/d\tANSWERS c/r/u\tDISCARDED\tRESUMED\tPENDING\tOLDEST\tWINDOW o/w")
 			for _, s := range all {
-				fmt.Fprintf(tw, "%s\t%d\t%d/%d/%d\t%d/%d/%d\t%d\t%d\t%d/%d/%d\t%d\t%d\t%d\t%s\t%d/%d\n", s.BrokerName, s.HalfStored,
+				fmt.Fprintf(tw, "%s\t%d\t%d/%d/%d\t%d/%d/%d\t%d\t%d/%d\t%d/%d/%d\t%d\t%d\t%d\t%s\t%d/%d\n", s.BrokerName, s.HalfStored,
 					s.Committed.Client, s.Committed.Check, s.Committed.Operator,
 					s.RolledBack.Client, s.RolledBack.Check, s.RolledBack.Operator,
-					s.DuplicateEnds, s.ChecksSent, s.CheckAnswers.Commit, s.CheckAnswers.Rollback, s.CheckAnswers.Unknown,
+					s.DuplicateEnds, s.ChecksSent, s.ChecksDeferred, s.CheckAnswers.Commit, s.CheckAnswers.Rollback, s.CheckAnswers.Unknown,
 					s.Discarded, s.Resumed, s.Pending, (time.Duration(s.OldestPendingAgeMs) * time.Millisecond).Round(time.Second),
 					s.ChecksOutstanding, s.WaitingForWindow)
 			}
 			tw.Flush()
-			fmt.Fprintln(c.OutOrStdout(), "(c/k/o: client/check/operator; c/r/u: commit/rollback/unknown; counters since broker start;"+
+			fmt.Fprintln(c.OutOrStdout(), "(c/k/o: client/check/operator; s/d: sent/deferred (the producer's connection was backed up); c/r/u: commit/rollback/unknown; counters since broker start;"+
 				" o/w: checks outstanding / transactions waiting for the check window)")
 			return nil
 		},

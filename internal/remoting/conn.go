@@ -196,10 +196,53 @@ func (c *Conn) closedErr() error {
 // outcome (see Command.OnWritten).
 func (c *Conn) Send(cmd *Command) error { return c.send(cmd, true) }
 
+// TrySend is Send without waiting: when the outbound queue is full (the
+// peer does not read what we write) it queues nothing and returns an
+// error wrapping ErrWriteQueueFull. A sender that serves many
+// connections from one goroutine uses it, so that one stalled peer cannot
+// hold up the others.
+func (c *Conn) TrySend(cmd *Command) error {
+	if len(c.out) == cap(c.out) { // a cheap early answer; sendMode decides
+		runDone(cmd.OnWritten)
+		select {
+		case <-c.closing:
+			return c.closedErr()
+		default:
+			return c.queueFullErr(cmd)
+		}
+	}
+	return c.sendMode(cmd, sendTry)
+}
+
+// TryInvokeOneway is InvokeOneway through TrySend.
+func (c *Conn) TryInvokeOneway(req *Command) error {
+	req.Opaque = c.ep.nextOpaque()
+	req.Flag = req.Flag&^FlagResponse | FlagOneway
+	return c.TrySend(req)
+}
+
+func (c *Conn) queueFullErr(cmd *Command) error {
+	return fmt.Errorf("remoting: send %s to %s: %w (%d frames)", cmd.CodeName(), c.nc.RemoteAddr(), ErrWriteQueueFull, cap(c.out))
+}
+
+// How send queues a frame when the outbound queue is full.
+const (
+	sendWait  = iota // wait for room
+	sendAside        // a new goroutine waits for room (FinishNoWait)
+	sendTry          // give up: ErrWriteQueueFull (TrySend)
+)
+
 // send is Send; with wait false it never blocks: when the write queue is
 // full, a new goroutine waits to queue the frame (the caller is a
 // completion callback that must not stall, see FinishNoWait).
 func (c *Conn) send(cmd *Command, wait bool) error {
+	if wait {
+		return c.sendMode(cmd, sendWait)
+	}
+	return c.sendMode(cmd, sendAside)
+}
+
+func (c *Conn) sendMode(cmd *Command, mode int) error {
 	done := cmd.OnWritten
 	select {
 	case <-c.closing:
@@ -226,7 +269,7 @@ func (c *Conn) send(cmd *Command, wait bool) error {
 		return c.closedErr()
 	}
 	f := outFrame{head: bp, body: cmd.Body, done: done}
-	if !wait {
+	if mode != sendWait {
 		select {
 		case c.out <- f:
 			c.outMu.RUnlock()
@@ -234,6 +277,11 @@ func (c *Conn) send(cmd *Command, wait bool) error {
 		default:
 		}
 		c.outMu.RUnlock()
+		if mode == sendTry {
+			putBuf(bp)
+			runDone(done)
+			return c.queueFullErr(cmd)
+		}
 		if !c.ep.tr.Go(func() { _ = c.queueFrame(f) }) {
 			putBuf(bp)
 			runDone(done)

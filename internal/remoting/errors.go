@@ -41,6 +41,9 @@ var (
 	// ErrConnClosed reports an operation on a connection that is closed, or a
 	// request whose connection closed before its response arrived.
 	ErrConnClosed = errors.New("remoting: connection closed")
+	// ErrWriteQueueFull reports a TrySend that found the connection's
+	// outbound queue full: the peer is not reading as fast as we write.
+	ErrWriteQueueFull = errors.New("remoting: write queue full")
 	// ErrServerClosed reports Start on a server that has been closed.
 	ErrServerClosed = errors.New("remoting: server closed")
 	// ErrPoolClosed reports Get or Invoke on a closed Pool.

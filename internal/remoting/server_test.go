@@ -745,3 +745,85 @@ func TestRemotingServerLogsPausedReading(t *testing.T) {
 		t.Fatalf("the paused reading was not logged:\n%s", out)
 	}
 }
+
+// TrySend never waits: with the outbound queue full it queues nothing,
+// runs OnWritten once and says so; once the peer reads again it sends.
+func TestRemotingConnTrySendQueueFull(t *testing.T) {
+	local, remote := net.Pipe()
+	ep := &endpoint{maxFrame: DefaultMaxFrameSize, maxInFlight: 1, log: testLogger(t)}
+	c := newConn(context.Background(), local, ep)
+	frame := func(i int) *Command {
+		req := NewRequest(ReqCheckTransactionState, map[string]string{"i": strconv.Itoa(i)})
+		req.Body = []byte("body")
+		return req
+	}
+	// Nothing writes yet: the queue fills up without blocking.
+	for i := range outQueueLen {
+		if err := c.TryInvokeOneway(frame(i)); err != nil {
+			t.Fatalf("frame %d of %d: %v", i, outQueueLen, err)
+		}
+	}
+	for _, early := range []bool{true, false} {
+		var written atomic.Int32
+		req := frame(-1)
+		req.OnWritten = func() { written.Add(1) }
+		var err error
+		if early {
+			err = c.TryInvokeOneway(req) // the length check answers
+		} else {
+			err = c.sendMode(req, sendTry) // the select answers
+		}
+		if !errors.Is(err, ErrWriteQueueFull) {
+			t.Fatalf("TrySend to a full queue (early %v): %v, want ErrWriteQueueFull", early, err)
+		}
+		if n := written.Load(); n != 1 {
+			t.Fatalf("OnWritten ran %d times for a frame not queued", n)
+		}
+	}
+	// The peer reads everything queued, and then the frame sent after.
+	got := make(chan error, 1)
+	go func() {
+		br := bufio.NewReader(remote)
+		for i := range outQueueLen + 1 {
+			cmd, err := ReadFrame(br, 0)
+			if err != nil {
+				got <- err
+				return
+			}
+			want := strconv.Itoa(i)
+			if i == outQueueLen {
+				want = "last"
+			}
+			if s := cmd.ExtStringOr("i", ""); s != want {
+				got <- fmt.Errorf("frame %d: i=%q, want %q", i, s, want)
+				return
+			}
+		}
+		got <- nil
+	}()
+	c.start()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		req := NewRequest(ReqCheckTransactionState, map[string]string{"i": "last"})
+		err := c.TryInvokeOneway(req)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ErrWriteQueueFull) || time.Now().After(deadline) {
+			t.Fatalf("TrySend while the peer reads: %v", err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	remote.Close()
+	if err := c.TryInvokeOneway(frame(0)); !errors.Is(err, ErrConnClosed) {
+		t.Fatalf("TrySend after Close: %v, want ErrConnClosed", err)
+	}
+	ep.tr.stop()
+	if err := ep.tr.wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}

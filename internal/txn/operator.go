@@ -21,6 +21,7 @@ type counters struct {
 	committed, rolledBack       [numSources]atomic.Uint64
 	duplicateEnds               atomic.Uint64
 	checksSent                  atomic.Uint64
+	checksDeferred              atomic.Uint64    // not sent: the producer's connection was backed up
 	answers                     [3]atomic.Uint64 // by Resolution
 	discarded, resumed          atomic.Uint64
 	hookMisses, snapshots       atomic.Uint64
@@ -46,21 +47,25 @@ type Answers struct {
 // Stats is a snapshot of the counters (since the process started) and
 // gauges. Reading it takes no lock.
 type Stats struct {
-	HalfStored         uint64   `json:"halfStored"`
-	DuplicateHalves    uint64   `json:"duplicateHalves"`
-	Committed          BySource `json:"committed"`
-	RolledBack         BySource `json:"rolledBack"`
-	DuplicateEnds      uint64   `json:"duplicateEndsIgnored"`
-	ChecksSent         uint64   `json:"checksSent"`
-	CheckAnswers       Answers  `json:"checkAnswers"`
-	Discarded          uint64   `json:"discarded"`
-	Resumed            uint64   `json:"resumed"`
-	Pending            int64    `json:"pending"`
-	OldestPendingAgeMs int64    `json:"oldestPendingAgeMs"`
-	ReplayFrom         int64    `json:"replayFrom"` // commit-log range replayed at start
-	ReplayTo           int64    `json:"replayTo"`
-	Snapshots          uint64   `json:"snapshots"`
-	HookMisses         uint64   `json:"hookMisses"` // records applied without the store hook (should stay 0)
+	HalfStored      uint64   `json:"halfStored"`
+	DuplicateHalves uint64   `json:"duplicateHalves"`
+	Committed       BySource `json:"committed"`
+	RolledBack      BySource `json:"rolledBack"`
+	DuplicateEnds   uint64   `json:"duplicateEndsIgnored"`
+	ChecksSent      uint64   `json:"checksSent"`
+	// ChecksDeferred counts checks not sent because the producer's
+	// connection did not take them (its outbound queue was full: the
+	// producer was not reading); each is retried a second later.
+	ChecksDeferred     uint64  `json:"checksDeferred"`
+	CheckAnswers       Answers `json:"checkAnswers"`
+	Discarded          uint64  `json:"discarded"`
+	Resumed            uint64  `json:"resumed"`
+	Pending            int64   `json:"pending"`
+	OldestPendingAgeMs int64   `json:"oldestPendingAgeMs"`
+	ReplayFrom         int64   `json:"replayFrom"` // commit-log range replayed at start
+	ReplayTo           int64   `json:"replayTo"`
+	Snapshots          uint64  `json:"snapshots"`
+	HookMisses         uint64  `json:"hookMisses"` // records applied without the store hook (should stay 0)
 	// The check windows, as of the scheduler's last round: checks sent
 	// within the interval and not answered, and due transactions waiting
 	// for room (transactionCheckWindow).
@@ -78,6 +83,7 @@ func (s *Service) Stats() Stats {
 		RolledBack:      BySource{c.rolledBack[SourceClient].Load(), c.rolledBack[SourceCheck].Load(), c.rolledBack[SourceOperator].Load()},
 		DuplicateEnds:   c.duplicateEnds.Load(),
 		ChecksSent:      c.checksSent.Load(),
+		ChecksDeferred:  c.checksDeferred.Load(),
 		CheckAnswers:    Answers{c.answers[ResolutionCommit].Load(), c.answers[ResolutionRollback].Load(), c.answers[ResolutionUnknown].Load()},
 		Discarded:       c.discarded.Load(),
 		Resumed:         c.resumed.Load(),

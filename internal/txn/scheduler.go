@@ -2,6 +2,7 @@ package txn
 
 import (
 	"context"
+	"errors"
 	"math"
 	"strconv"
 	"time"
@@ -170,9 +171,13 @@ func (s *Service) process(ctx context.Context, batch []*work) {
 		}
 	}
 	// Checks: one producer connection each, rotating; none online parks
-	// the group without spending a check.
+	// the group without spending a check. A connection whose outbound
+	// queue is full (its producer does not read) is not waited for: this
+	// goroutine serves every group, and one stalled producer must not
+	// hold up the checks of the others. Its checks are retried later.
 	var body []byte
 	noProducer := map[string]bool{}
+	var backedUp map[*remoting.Conn]bool
 	for _, w := range checks {
 		if noProducer[w.group] {
 			w.park = true
@@ -190,9 +195,23 @@ func (s *Service) process(ctx context.Context, batch []*work) {
 		if s.isEnding(w.e) {
 			continue
 		}
-		if err := conn.InvokeOneway(s.checkRequest(w.e.off, w.hi)); err != nil {
-			s.log.Debug("txn: check not sent; retrying", "half_offset", w.e.off, "conn", conn.String(), "err", err)
+		if backedUp[conn] {
 			w.retry = true
+			s.c.checksDeferred.Add(1)
+			continue
+		}
+		if err := conn.TryInvokeOneway(s.checkRequest(w.e.off, w.hi)); err != nil {
+			w.retry = true
+			if errors.Is(err, remoting.ErrWriteQueueFull) {
+				if backedUp == nil {
+					backedUp = map[*remoting.Conn]bool{}
+				}
+				backedUp[conn] = true
+				s.c.checksDeferred.Add(1)
+				s.noteBackedUp(conn)
+				continue
+			}
+			s.log.Debug("txn: check not sent; retrying", "half_offset", w.e.off, "conn", conn.String(), "err", err)
 			continue
 		}
 		w.sent = true
@@ -247,6 +266,22 @@ func (s *Service) process(ctx context.Context, batch []*work) {
 	}
 	s.gaugesLocked()
 	s.mu.Unlock()
+}
+
+// backedUpLogEvery spaces the warnings about one backed-up connection.
+const backedUpLogEvery = 30 * time.Second
+
+// noteBackedUp warns that a producer connection did not take a check, at
+// most once per backedUpLogEvery for the scheduler as a whole (it runs on
+// the scheduler's goroutine only).
+func (s *Service) noteBackedUp(conn *remoting.Conn) {
+	now := time.Now()
+	if now.Sub(s.backedUpLogged) < backedUpLogEvery {
+		return
+	}
+	s.backedUpLogged = now
+	s.log.Warn("txn: producer connection is not reading; its checks are deferred and retried (repeats at most every 30s)",
+		"conn", conn.String(), "deferred_total", s.c.checksDeferred.Load())
 }
 
 func (s *Service) isEnding(e *entry) bool {

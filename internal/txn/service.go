@@ -176,6 +176,8 @@ type Service struct {
 	liveA, closedA atomic.Bool
 
 	regEpoch atomic.Uint64 // ProducerRegistered calls, to close the park/register race
+	// backedUpLogged is when noteBackedUp last warned (scheduler goroutine only).
+	backedUpLogged time.Time
 	// seen is the end of the last record OnRecord finished with (any
 	// record): every record before it is reflected in the index, so a
 	// snapshot may claim max(applied, seen).
