@@ -712,10 +712,20 @@ func (c *Conn) serve(h Handler, req *Command) {
 func (c *Conn) Finish(req, resp *Command, err error) { c.finish(req, resp, err, true) }
 
 // FinishNoWait is Finish for callers that must not block, such as a store
-// completion callback: when the connection's write queue is full, the
-// answer is queued by a new goroutine (its body and ext fields are the
-// answer's, so req is still recycled at once).
-func (c *Conn) FinishNoWait(req, resp *Command, err error) { c.finish(req, resp, err, false) }
+// completion callback. When the connection's write queue is full (its
+// peer is not reading), a new goroutine finishes req, waiting for room
+// and keeping req's handler slot until the answer is queued: reading the
+// connection pauses once every slot waits so, and a peer that sends
+// without reading gets backpressure instead of a goroutine per answer.
+// When the queue fills between the check and the send, the answer alone
+// is queued by a new goroutine (its body and ext fields are the answer's,
+// so req is still recycled at once).
+func (c *Conn) FinishNoWait(req, resp *Command, err error) {
+	if len(c.out) == cap(c.out) && c.ep.tr.Go(func() { c.finish(req, resp, err, true) }) {
+		return
+	}
+	c.finish(req, resp, err, false)
+}
 
 func (c *Conn) finish(req, resp *Command, err error, wait bool) {
 	c.answer(req, resp, err, wait)

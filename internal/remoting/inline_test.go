@@ -2,8 +2,11 @@ package remoting
 
 import (
 	"context"
+	"net"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -103,4 +106,73 @@ func TestInlineHandler(t *testing.T) {
 		t.Errorf("fifth: %q", r.Remark)
 	}
 	inFlight.Wait()
+}
+
+// A peer that sends requests but does not read the answers gets
+// backpressure, not a goroutine per answer: answers finished with
+// FinishNoWait while the connection's write queue is full hold their
+// handler slots until queued, so reading pauses once the slots are
+// taken, and the goroutines waiting stay within MaxInFlightPerConn.
+func TestFinishNoWaitBoundedWhenPeerStopsReading(t *testing.T) {
+	const code, slots, requests = 9002, 16, 4000
+	s := startServer(t, ServerConfig{MaxInFlightPerConn: slots}, nil)
+	type deferred struct {
+		c   *Conn
+		req *Command
+	}
+	completions := make(chan deferred, requests)
+	var completed atomic.Int64
+	body := make([]byte, 16<<10) // answers fill the socket buffers quickly
+	go func() {                  // the store's committer: completes in order, never blocks
+		for d := range completions {
+			resp := d.req.Reply(RespSuccess, "")
+			resp.Body = body
+			d.c.FinishNoWait(d.req, resp, nil)
+			completed.Add(1)
+		}
+	}()
+	defer close(completions)
+	s.HandleInline(code, func(c *Conn, req *Command) (*Command, error) {
+		completions <- deferred{c, req}
+		return nil, ErrDeferred
+	})
+
+	base := runtime.NumGoroutine()
+	nc, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if err := nc.(*net.TCPConn).SetReadBuffer(4096); err != nil {
+		t.Fatal(err)
+	}
+	go func() { // never reads; blocks once the server stops reading
+		var buf []byte
+		for i := range requests {
+			req := NewRequest(code, nil)
+			req.Opaque = int32(i)
+			buf, _ = AppendFrame(buf[:0], req)
+			if _, err := nc.Write(buf); err != nil {
+				return
+			}
+		}
+	}()
+	// Wait until the completions stop moving.
+	last, still := int64(-1), 0
+	for deadline := time.Now().Add(20 * time.Second); still < 30 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		if n := completed.Load(); n == last {
+			still++
+		} else {
+			last, still = n, 0
+		}
+	}
+	extra := runtime.NumGoroutine() - base
+	t.Logf("%d of %d requests answered while the peer did not read; %d goroutines more than before", completed.Load(), requests, extra)
+	if extra > slots+16 {
+		t.Fatalf("%d more goroutines with the peer not reading (handler slots %d): answers are queued by a goroutine each", extra, slots)
+	}
+	if completed.Load() >= requests {
+		t.Fatalf("all %d requests were read while their answers could not be written: no backpressure", requests)
+	}
 }
