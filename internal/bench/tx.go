@@ -308,9 +308,30 @@ func (r *runner) handleCheck(ctx context.Context, c *remoting.Conn, req *remotin
 		"msgId":                req.ExtStringOr("msgId", txID),
 		"transactionId":        txID,
 	})
-	cctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
-	resp, err := c.Invoke(cctx, end)
-	cancel()
+	// The answer goes out without holding this handler's slot for its
+	// round trip: a burst of checks (up to the broker's check window, 1024
+	// by default) must not take every slot of the connection while each
+	// waits for its END's response, which the paused read loop would then
+	// never read. The official clients send this END oneway.
+	tx.checking.Add(1) // until the callback has accounted for it
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.Timeout)
+	err := c.InvokeAsync(cctx, end, func(resp *remoting.Command, err error) {
+		cancel()
+		r.checkAnswered(e, u, txID, answer, found, resp, err)
+		tx.checking.Add(-1)
+	})
+	if err != nil {
+		cancel()
+		r.checkAnswered(e, u, txID, answer, found, nil, err)
+		tx.checking.Add(-1)
+	}
+	return nil, nil
+}
+
+// checkAnswered accounts for the END answering a check: on failure the
+// transaction is unknown again (the broker checks it again).
+func (r *runner) checkAnswered(e *txEntry, u unknownTx, txID, answer string, found bool, resp *remoting.Command, err error) {
+	tx := r.tx
 	if err != nil || resp.Code != remoting.RespSuccess {
 		tx.checkEndErrors.Add(1)
 		r.noteErr("check answer: "+classify(resp, err), 0)
@@ -320,7 +341,7 @@ func (r *runner) handleCheck(ctx context.Context, c *remoting.Conn, req *remotin
 			tx.unknown[txID] = u
 			tx.mu.Unlock()
 		}
-		return nil, nil
+		return
 	}
 	if found {
 		if answer == "8" {
@@ -329,5 +350,4 @@ func (r *runner) handleCheck(ctx context.Context, c *remoting.Conn, req *remotin
 			tx.checkRolledBack.Add(1)
 		}
 	}
-	return nil, nil
 }
