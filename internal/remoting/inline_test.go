@@ -123,7 +123,8 @@ func TestFinishNoWaitBoundedWhenPeerStopsReading(t *testing.T) {
 	completions := make(chan deferred, requests)
 	var completed atomic.Int64
 	body := make([]byte, 16<<10) // answers fill the socket buffers quickly
-	go func() {                  // the store's committer: completes in order, never blocks
+	// The store's committer: completes in order, never blocks.
+	go func() {
 		for d := range completions {
 			resp := d.req.Reply(RespSuccess, "")
 			resp.Body = body
