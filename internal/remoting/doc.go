@@ -55,15 +55,21 @@
 // goroutine itself: it must not block, and either answers at once, declines
 // (ErrNotInline: the Handler runs as above) or takes the request over
 // (ErrDeferred) and answers it later with Conn.Finish or, from a callback
-// that must not block, Conn.FinishNoWait (which hands the frame to a new
-// goroutine when the write queue is full). The broker serves plain sends
-// this way, completing them from the store's completion callback. At most MaxInFlightPerConn handlers run at once
-// per connection; when the bound is reached the read goroutine waits, which
-// pushes back on the peer. The write goroutine takes encoded frames from a
-// queue and writes them through a buffered writer that is flushed when the
-// queue is empty, so frames queued together leave in one system call. Send
-// encodes the frame header on the caller's goroutine and writes the body
-// without copying it.
+// that must not block, Conn.FinishNoWait (which, when the write queue is
+// full, finishes on a new goroutine that keeps the request's handler slot
+// until the answer is queued). The broker serves plain sends this way,
+// completing them from the store's completion callback. At most
+// MaxInFlightPerConn handlers run at once per connection; when the bound is
+// reached the read goroutine waits, which pushes back on the peer: a peer
+// that sends requests without reading the answers stops being read once
+// its answers fill the write queue and the handler slots, instead of
+// costing a goroutine per answer. The write goroutine takes encoded
+// frames from a queue (1,024 frames) and writes them through a buffered
+// writer that is flushed when the queue is empty, so frames queued
+// together leave in one system call. Send encodes the frame header on the
+// caller's goroutine and writes the body without copying it; it waits
+// while the queue is full, and TrySend gives up instead
+// (ErrWriteQueueFull), for a goroutine that serves many connections.
 //
 // # Buffer ownership
 //
