@@ -201,18 +201,7 @@ func (c *Conn) Send(cmd *Command) error { return c.send(cmd, true) }
 // error wrapping ErrWriteQueueFull. A sender that serves many
 // connections from one goroutine uses it, so that one stalled peer cannot
 // hold up the others.
-func (c *Conn) TrySend(cmd *Command) error {
-	if len(c.out) == cap(c.out) { // a cheap early answer; sendMode decides
-		runDone(cmd.OnWritten)
-		select {
-		case <-c.closing:
-			return c.closedErr()
-		default:
-			return c.queueFullErr(cmd)
-		}
-	}
-	return c.sendMode(cmd, sendTry)
-}
+func (c *Conn) TrySend(cmd *Command) error { return c.sendMode(cmd, sendTry) }
 
 // TryInvokeOneway is InvokeOneway through TrySend.
 func (c *Conn) TryInvokeOneway(req *Command) error {
