@@ -47,25 +47,22 @@ type Answers struct {
 // Stats is a snapshot of the counters (since the process started) and
 // gauges. Reading it takes no lock.
 type Stats struct {
-	HalfStored      uint64   `json:"halfStored"`
-	DuplicateHalves uint64   `json:"duplicateHalves"`
-	Committed       BySource `json:"committed"`
-	RolledBack      BySource `json:"rolledBack"`
-	DuplicateEnds   uint64   `json:"duplicateEndsIgnored"`
-	ChecksSent      uint64   `json:"checksSent"`
-	// ChecksDeferred counts checks not sent because the producer's
-	// connection did not take them (its outbound queue was full: the
-	// producer was not reading); each is retried a second later.
-	ChecksDeferred     uint64  `json:"checksDeferred"`
-	CheckAnswers       Answers `json:"checkAnswers"`
-	Discarded          uint64  `json:"discarded"`
-	Resumed            uint64  `json:"resumed"`
-	Pending            int64   `json:"pending"`
-	OldestPendingAgeMs int64   `json:"oldestPendingAgeMs"`
-	ReplayFrom         int64   `json:"replayFrom"` // commit-log range replayed at start
-	ReplayTo           int64   `json:"replayTo"`
-	Snapshots          uint64  `json:"snapshots"`
-	HookMisses         uint64  `json:"hookMisses"` // records applied without the store hook (should stay 0)
+	HalfStored         uint64   `json:"halfStored"`
+	DuplicateHalves    uint64   `json:"duplicateHalves"`
+	Committed          BySource `json:"committed"`
+	RolledBack         BySource `json:"rolledBack"`
+	DuplicateEnds      uint64   `json:"duplicateEndsIgnored"`
+	ChecksSent         uint64   `json:"checksSent"`
+	ChecksDeferred     uint64   `json:"checksDeferred"` // not sent: the producer's connection was backed up (not reading); retried a second later
+	CheckAnswers       Answers  `json:"checkAnswers"`
+	Discarded          uint64   `json:"discarded"`
+	Resumed            uint64   `json:"resumed"`
+	Pending            int64    `json:"pending"`
+	OldestPendingAgeMs int64    `json:"oldestPendingAgeMs"`
+	ReplayFrom         int64    `json:"replayFrom"` // commit-log range replayed at start
+	ReplayTo           int64    `json:"replayTo"`
+	Snapshots          uint64   `json:"snapshots"`
+	HookMisses         uint64   `json:"hookMisses"` // records applied without the store hook (should stay 0)
 	// The check windows, as of the scheduler's last round: checks sent
 	// within the interval and not answered, and due transactions waiting
 	// for room (transactionCheckWindow).
