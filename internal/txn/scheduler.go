@@ -268,7 +268,7 @@ func (s *Service) process(ctx context.Context, batch []*work) {
 	s.mu.Unlock()
 }
 
-// backedUpLogEvery spaces the warnings about one backed-up connection.
+// backedUpLogEvery spaces the warnings about backed-up producer connections.
 const backedUpLogEvery = 30 * time.Second
 
 // noteBackedUp warns that a producer connection did not take a check, at
