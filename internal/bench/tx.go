@@ -245,8 +245,9 @@ func (r *runner) txWorker(ctx context.Context, s *sendSlot, i int) {
 // (fromTransactionCheck=true) on the connection the check came on.
 func (r *runner) handleCheck(ctx context.Context, c *remoting.Conn, req *remoting.Command) (*remoting.Command, error) {
 	tx := r.tx
-	tx.checking.Add(1) // before the unknown entry goes: the drain waits for this answer
-	defer tx.checking.Add(-1)
+	// Counted before the unknown entry goes, until the END's answer is
+	// accounted for: the drain waits for it.
+	tx.checking.Add(1)
 	txID := req.ExtStringOr("transactionId", "")
 	if txID == "" {
 		txID = req.ExtStringOr("msgId", "")
@@ -313,7 +314,6 @@ func (r *runner) handleCheck(ctx context.Context, c *remoting.Conn, req *remotin
 	// by default) must not take every slot of the connection while each
 	// waits for its END's response, which the paused read loop would then
 	// never read. The official clients send this END oneway.
-	tx.checking.Add(1) // until the callback has accounted for it
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.Timeout)
 	err := c.InvokeAsync(cctx, end, func(resp *remoting.Command, err error) {
 		cancel()
